@@ -1,0 +1,31 @@
+// Command mkbase writes the base image gravity:<version> that `make` puts
+// beside tele, where tele finds it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/opengravity/gravity/internal/baseimage"
+)
+
+func main() {
+	var o baseimage.BuildOptions
+	flag.StringVar(&o.Name, "name", "gravity", "base image name")
+	flag.StringVar(&o.Version, "version", "", "base image version (semver)")
+	flag.StringVar(&o.Kubernetes, "kubernetes", "", "Kubernetes version the runtime carries")
+	flag.StringVar(&o.Gravity, "gravity", "build/gravity", "gravity binary to embed")
+	flag.StringVar(&o.Output, "o", "", "output file")
+	flag.Parse()
+	if o.Version == "" || o.Output == "" {
+		fmt.Fprintln(os.Stderr, "mkbase: -version and -o are required")
+		os.Exit(2)
+	}
+	if err := baseimage.Build(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "mkbase:", err)
+		os.Exit(1)
+	}
+	fmt.Println(o.Output)
+}

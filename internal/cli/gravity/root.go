@@ -1,0 +1,41 @@
+// Package gravity is the gravity command line, run on cluster nodes. Each
+// file is one verb: flags in, one library call out.
+package gravity
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opengravity/gravity/internal/cli/output"
+)
+
+// Main runs gravity with the process's arguments and returns its exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := NewCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "gravity: error:", err)
+		return 1
+	}
+	return 0
+}
+
+// NewCommand builds the gravity command tree writing to the given streams.
+func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gravity",
+		Short:         "Install and operate Kubernetes clusters from cluster images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(output.VersionCommand(stdout))
+	return root
+}

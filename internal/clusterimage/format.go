@@ -1,0 +1,133 @@
+// Package clusterimage reads and writes the cluster image: the single,
+// self-contained tarball that `tele build` produces and `gravity install`
+// consumes. The format is documented in docs/cluster-image-format.md; this
+// file holds the layout constants and the metadata types shared by the
+// writer, the reader and the unpacker.
+package clusterimage
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// FormatVersion is the version of the layout this package writes and the
+// only one it reads. Bump it on any change an older reader would misread.
+const FormatVersion = 1
+
+// Top-level entries of a cluster image, in the order they appear.
+const (
+	ManifestFile    = "manifest.json"
+	AppManifestFile = "app.yaml"
+	ReadmeFile      = "README"
+	InstallScript   = "install"
+	UpgradeScript   = "upgrade"
+	UploadScript    = "upload"
+	GravityBinary   = "gravity"
+	PackagesDir     = "packages"
+)
+
+// Paths inside the OCI image layout held under packages/.
+const (
+	OCILayoutFile = PackagesDir + "/oci-layout"
+	IndexFile     = PackagesDir + "/index.json"
+	BlobsDir      = PackagesDir + "/blobs"
+	BlobsSHA256   = BlobsDir + "/sha256"
+)
+
+// Kinds of root entries in packages/index.json.
+const (
+	KindPackage = "package"
+	KindImage   = "image"
+)
+
+// Annotations every packages/index.json entry carries.
+const (
+	AnnotationRefName = "org.opencontainers.image.ref.name"
+	AnnotationKind    = "io.gravity.kind"
+)
+
+// PackageArtifactType is the artifactType of gravity packages (created by
+// internal/store); recorded here so inspect can tell them apart.
+const PackageArtifactType = "application/vnd.gravity.package.v1"
+
+// Modes entries are normalized to.
+const (
+	modeFile = 0o644
+	modeExec = 0o755
+	modeDir  = 0o755
+)
+
+// DefaultModTime is the mtime of every entry unless SOURCE_DATE_EPOCH is set:
+// a constant so that the same inputs always give the same bytes.
+var DefaultModTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// maxMetaSize bounds the JSON documents (manifest.json, index.json,
+// oci-layout) and the manifests we hold in memory, so a hostile tarball
+// cannot make us allocate without limit.
+const maxMetaSize = 16 << 20
+
+// Meta is manifest.json: the image's own metadata, read first by Open.
+type Meta struct {
+	FormatVersion int    `json:"formatVersion"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	BaseImage     string `json:"baseImage,omitempty"`
+	CreatedBy     string `json:"createdBy,omitempty"`
+	Description   string `json:"description,omitempty"`
+	Kubernetes    string `json:"kubernetesVersion,omitempty"`
+	// Created is set only from SOURCE_DATE_EPOCH: a wall-clock time would
+	// make two builds of the same inputs differ.
+	Created string `json:"created,omitempty"`
+	// Files lists the top-level regular files with their digests so that
+	// Verify and Unpack can check them like blobs.
+	Files    []File `json:"files"`
+	Packages []Item `json:"packages"`
+	Images   []Item `json:"images"`
+}
+
+// File is a top-level regular file of the image.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+	Mode   int64  `json:"mode"`
+}
+
+// Item is one root of packages/index.json.
+type Item struct {
+	Ref       string `json:"ref"`
+	Kind      string `json:"kind"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"` // sum of the unique blobs reachable from this root
+	MediaType string `json:"mediaType"`
+	Platform  string `json:"platform,omitempty"` // "linux/amd64"; comma-separated for an index
+}
+
+// createdStamp is the RFC 3339 form of SOURCE_DATE_EPOCH, or "" if unset or
+// invalid (modTime reports the invalid case).
+func createdStamp() string {
+	if _, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); !ok {
+		return ""
+	}
+	t, err := modTime()
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// modTime returns the mtime to stamp on entries, honouring
+// SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/).
+func modTime() (time.Time, error) {
+	v, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return DefaultModTime, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || sec < 0 {
+		return time.Time{}, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: want a non-negative number of seconds", v)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}

@@ -1,0 +1,116 @@
+package clusterimage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Unpack extracts the cluster image at tarPath into dir, which must not
+// exist or be empty. Only the documented layout is accepted: any other
+// entry, link, device, or content that does not match its digest fails the
+// whole extraction. Entries are extracted into a temporary directory beside
+// dir that is renamed into place at the end, so dir is either complete or
+// untouched.
+func Unpack(ctx context.Context, tarPath, dir string) (err error) {
+	if err := checkUnpackTarget(dir); err != nil {
+		return err
+	}
+	f, err := os.Open(tarPath)
+	if err != nil {
+		return fmt.Errorf("opening cluster image: %w", err)
+	}
+	defer f.Close()
+	parent, base := filepath.Split(filepath.Clean(dir))
+	if parent == "" {
+		parent = "."
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary directory for %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			if rmErr := os.RemoveAll(tmp); rmErr != nil {
+				err = errors.Join(err, fmt.Errorf("removing %s: %w", tmp, rmErr))
+			}
+		}
+	}()
+	if err := extract(ctx, f, tarPath, tmp); err != nil {
+		return fmt.Errorf("unpacking %s: %w", tarPath, err)
+	}
+	return moveIntoPlace(tmp, dir)
+}
+
+// checkUnpackTarget refuses to merge into a directory that already has
+// content: a half-old, half-new tree is worse than an error.
+func checkUnpackTarget(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking target directory %s: %w", dir, err)
+	case len(entries) > 0:
+		return fmt.Errorf("target directory %s is not empty", dir)
+	}
+	return nil
+}
+
+func extract(ctx context.Context, r io.Reader, tarPath, tmp string) error {
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", tmp, err)
+	}
+	defer root.Close()
+	if _, err := scanImage(ctx, r, tarPath, rootSink{root}); err != nil {
+		return err
+	}
+	// The temporary directory is created 0700; the result should not be.
+	if err := os.Chmod(tmp, modeDir); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", tmp, err)
+	}
+	return nil
+}
+
+func moveIntoPlace(tmp, dir string) error {
+	// An empty dir was accepted above; rename(2) needs it gone.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replacing empty directory %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("moving unpacked image into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// rootSink writes entries through an os.Root so that, whatever the
+// scanner lets through, nothing can land outside the target directory.
+type rootSink struct{ root *os.Root }
+
+func (s rootSink) dir(name string) error {
+	if err := s.root.Mkdir(name, modeDir); err != nil {
+		return fmt.Errorf("creating %s: %w", name, err)
+	}
+	// Mkdir is subject to the umask; the layout's modes are not.
+	if err := s.root.Chmod(name, modeDir); err != nil {
+		return fmt.Errorf("setting mode of %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s rootSink) file(name string, mode int64) (io.WriteCloser, error) {
+	perm := fs.FileMode(mode) & fs.ModePerm
+	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", name, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return nil, errors.Join(fmt.Errorf("setting mode of %s: %w", name, err), f.Close())
+	}
+	return f, nil
+}
