@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -85,6 +86,11 @@ func (f *Finder) List() ([]Image, error) {
 			key := ci.Meta.Name + ":" + ci.Meta.Version
 			if img, ok := byName[key]; ok {
 				img.File = file
+				// A rebuilt base image of the same version (a developer's
+				// `make`) replaces the imported one on next use.
+				if !reflect.DeepEqual(img.Meta, ci.Meta) {
+					img.InStore, img.Meta = false, ci.Meta
+				}
 				byName[key] = img
 				continue
 			}

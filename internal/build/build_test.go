@@ -6,12 +6,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/opengravity/gravity/internal/baseimage"
 	"github.com/opengravity/gravity/internal/clusterimage"
@@ -83,8 +90,8 @@ func TestBuildExampleV1(t *testing.T) {
 		"* [3/6] Embedding application container images\n",
 		"       Detected application manifest app.yaml\n",
 		"       Detected Helm chart charts/alpine\n",
-		"       Vendored image alpine:3.3\n",
-		"       Vendored image gravitational/debian-tall:stretch\n",
+		"       Vendored image alpine:3.3 for charts/alpine: Pod/alpine (container alpine)\n",
+		"       Vendored image gravitational/debian-tall:stretch for install.yaml: Job/install (container install)\n",
 		"* [4/6] Creating application\n",
 		"* [5/6] Generating the cluster snapshot\n",
 		"* [6/6] Saving the snapshot as cluster-image-0.0.1.tar\n",
@@ -224,4 +231,63 @@ func appFile(t *testing.T, image, pkg, name string) string {
 			return string(data)
 		}
 	}
+}
+
+// TestBuildPullsFromMirror builds with an empty image store: the images come
+// from a registry mirror (an in-process registry on loopback), and a second
+// build finds them in the local store without asking the registry again.
+func TestBuildPullsFromMirror(t *testing.T) {
+	f := newFixture(t)
+	var requests atomic.Int64
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		registryHandler.ServeHTTP(w, r)
+	}))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	// A mirror holds Docker Hub images under library/, as Docker mirrors do.
+	for _, ref := range []string{"library/alpine:3.3", "gravitational/debian-tall:stretch"} {
+		img, err := random.Image(1024, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(mustTag(t, host+"/"+ref), img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := Options{
+		ManifestPath: exampleV1, OutputPath: filepath.Join(f.outDir, "a.tar"), StateDir: f.stateDir,
+		BaseImageDir: []string{f.baseDir}, Mirrors: []string{host}, Insecure: []string{host},
+	}
+	var out bytes.Buffer
+	opts.Out = &out
+	if _, err := Build(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Pulling remote image alpine:3.3") {
+		t.Errorf("no pull reported:\n%s", out.String())
+	}
+	before := requests.Load()
+	out.Reset()
+	opts.OutputPath = filepath.Join(f.outDir, "b.tar")
+	if _, err := Build(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := requests.Load() - before; n != 0 {
+		t.Errorf("second build made %d registry requests; want images from the local store", n)
+	}
+	if !strings.Contains(out.String(), "Using local image alpine:3.3") {
+		t.Errorf("second build did not use the local store:\n%s", out.String())
+	}
+}
+
+var registryHandler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+
+func mustTag(t *testing.T, ref string) name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
 }

@@ -111,7 +111,7 @@ func (st *buildState) addImage(img discover.Image, r vendor.Result) error {
 	st.images = append(st.images, VendoredImage{
 		Ref: img.Ref, LocalName: local, Digest: r.Digest.String(), Size: r.Size, From: r.From, Users: img.Users,
 	})
-	st.printf("Vendored image %s", discover.ShortName(img.Ref))
+	st.printf("Vendored image %s for %s", discover.ShortName(img.Ref), strings.Join(img.Users, "; "))
 	return nil
 }
 
