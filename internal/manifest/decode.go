@@ -96,11 +96,26 @@ func (d *decoder) resolve(n *yaml.Node, path string) (*yaml.Node, bool) {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	fields := structFields(v.Type())
+	d.eachKey(n, path, func(name, field string, key, val *yaml.Node) {
+		idx, known := fields.index[name]
+		if !known {
+			d.errorf(key, field, "unknown field %q%s", name, suggest(name, fields.names))
+			return
+		}
+		d.pos[field] = fieldPos{key: key, value: val}
+		d.keys = append(d.keys, field)
+		d.decode(val, v.Field(idx), field)
+	})
+}
+
+// eachKey calls fn for every key of the mapping n, in file order, after
+// reporting keys that are not names and keys written twice.
+func (d *decoder) eachKey(n *yaml.Node, path string, fn func(name, field string, key, val *yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
-	fields := structFields(v.Type())
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content) && !d.sink.full(); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
@@ -114,14 +129,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[name] = key
-		idx, known := fields.index[name]
-		if !known {
-			d.errorf(key, field, "unknown field %q%s", name, suggest(name, fields.names))
-			continue
-		}
-		d.pos[field] = fieldPos{key: key, value: val}
-		d.keys = append(d.keys, field)
-		d.decode(val, v.Field(idx), field)
+		fn(name, field, key, val)
 	}
 }
 
@@ -166,23 +174,11 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content) && !d.sink.full(); i += 2 {
-		key, val := n.Content[i], n.Content[i+1]
-		name, ok := d.keyName(key, path)
-		if !ok {
-			continue
-		}
-		p := joinPath(path, name)
-		if first, dup := seen[name]; dup {
-			d.errorf(key, p, "duplicate key %q (first set at line %d)", name, first.Line)
-			continue
-		}
-		seen[name] = key
+	d.eachKey(n, path, func(name, field string, _, val *yaml.Node) {
 		elem := reflect.New(v.Type().Elem()).Elem()
-		d.decode(val, elem, p)
+		d.decode(val, elem, field)
 		m.SetMapIndex(reflect.ValueOf(name).Convert(v.Type().Key()), elem)
-	}
+	})
 	v.Set(m)
 }
 

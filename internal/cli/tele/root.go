@@ -26,13 +26,7 @@ type globals struct {
 	stderr   io.Writer
 }
 
-func (g *globals) logger() *slog.Logger {
-	level := slog.LevelWarn
-	if g.debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-}
+func (g *globals) logger() *slog.Logger { return output.NewLogger("tele", g.stderr, g.debug) }
 
 // Main runs tele with the process's arguments and returns its exit code.
 func Main() int {
