@@ -51,5 +51,5 @@ func save(ctx context.Context, st *buildState) error {
 		Entries:       st.entries,
 		Source:        st.store,
 	}
-	return clusterimage.Write(ctx, st.output, spec, clusterimage.WriteOptions{Overwrite: st.opts.Overwrite})
+	return clusterimage.Write(ctx, st.output, spec, clusterimage.WriteOptions{Overwrite: st.opts.Overwrite, Progress: st.opts.SaveProgress})
 }

@@ -35,8 +35,8 @@ from the registry mirrors given and the image's own registry.`,
 			o.Out = g.stdout
 			if quiet {
 				o.Out = io.Discard
-			} else {
-				o.Progress = newProgress(g.stderr)
+			} else if p := newProgress(g.stderr); p != nil {
+				o.Progress, o.SaveProgress = p.update, p.saving
 			}
 			_, err := build.Build(cmd.Context(), o)
 			return err

@@ -13,15 +13,15 @@ import (
 	"github.com/opengravity/gravity/internal/vendor"
 )
 
-// newProgress returns a byte-progress display for image pulls, or nil when w
-// is not a terminal: progress bars are for people, not for logs and pipes.
-func newProgress(w io.Writer) func(vendor.Event) {
+// newProgress returns a byte-progress display for image pulls and for
+// writing the image, or nil when w is not a terminal: progress bars are for
+// people, not for logs and pipes.
+func newProgress(w io.Writer) *progress {
 	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
-	p := &progress{w: w, pulls: map[string]*pull{}}
-	return p.update
+	return &progress{w: w, pulls: map[string]*pull{}}
 }
 
 type pull struct{ done, total int64 }
@@ -31,6 +31,20 @@ type progress struct {
 	w     io.Writer
 	pulls map[string]*pull
 	last  time.Time
+}
+
+// saving shows the bytes of the cluster image written so far.
+func (p *progress) saving(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if done < total && time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "\r\033[Kwriting %s/%s", humanBytes(done), humanBytes(total))
+	if done == total {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 }
 
 func (p *progress) update(e vendor.Event) {

@@ -1,0 +1,169 @@
+package testhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Cleanup removes every process, network namespace, link and iptables rule
+// named with prefix, whether a Network's Close or a killed run left them.
+// Names of other prefixes are never touched: a prefix has no "-", and all
+// names are "<prefix>-...".
+func Cleanup(ctx context.Context, prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("prefix %q: want 1-8 characters of [a-z0-9]", prefix)
+	}
+	var errs []error
+	nss, err := netnsNames(prefix)
+	errs = append(errs, err)
+	for _, ns := range nss {
+		errs = append(errs, killNetns(ctx, ns))
+	}
+	errs = append(errs, killInits(ctx, prefix))
+	for _, ns := range nss {
+		if _, err := run(ctx, "ip", "netns", "delete", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, deleteLinks(ctx, prefix), deleteRules(ctx, prefix))
+	return errors.Join(errs...)
+}
+
+// netnsDir is where iproute2 names network namespaces.
+const netnsDir = "/run/netns"
+
+func netnsNames(prefix string) ([]string, error) {
+	ents, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list network namespaces: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix+"-") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// killNetns kills every process in the named network namespace (the host's
+// init among them, which takes its whole PID namespace along) and waits
+// until they are gone.
+func killNetns(ctx context.Context, ns string) error {
+	out, err := run(ctx, "ip", "netns", "pids", ns)
+	if err != nil {
+		return err
+	}
+	var pids []int
+	for _, f := range strings.Fields(out) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("ip netns pids %s: bad pid %q", ns, f)
+		}
+		pids = append(pids, pid)
+	}
+	return killAndWait(ctx, pids)
+}
+
+// killInits finds inits by their command line, which covers one killed
+// before its namespace got a name.
+func killInits(ctx context.Context, prefix string) error {
+	pids, err := initPIDs(prefix)
+	if err != nil {
+		return err
+	}
+	var list []int
+	for _, pid := range pids {
+		list = append(list, pid)
+	}
+	return killAndWait(ctx, list)
+}
+
+// initPIDs maps netns name to the pid of the live init that serves it.
+func initPIDs(prefix string) (map[string]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
+		if len(args) == 2 && string(args[0]) == initArg0 && bytes.HasPrefix(args[1], []byte(prefix+"-")) {
+			out[string(args[1])] = pid
+		}
+	}
+	return out, nil
+}
+
+func killAndWait(ctx context.Context, pids []int) error {
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill %d: %w", pid, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, pid := range pids {
+		for alive(pid) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("process %d survives SIGKILL: %w", pid, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// alive: a zombie is dead enough, its namespaces are released already.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+func deleteLinks(ctx context.Context, prefix string) error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, ifc := range ifs {
+		if !strings.HasPrefix(ifc.Name, prefix+"-") {
+			continue
+		}
+		// A veth may vanish with its namespace while we look.
+		if _, err := run(ctx, "ip", "link", "delete", ifc.Name); err != nil && linkExists(ifc.Name) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func linkExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}

@@ -1,0 +1,79 @@
+package testhost
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// mountEntry is the part of a /proc/self/mountinfo line this package uses.
+type mountEntry struct {
+	Point  string
+	FSType string
+	Source string
+}
+
+// parseMountInfo parses proc(5)'s mountinfo format: six or more fields, an
+// optional-field list ended by "-", then type, source and super options.
+func parseMountInfo(data string) ([]mountEntry, error) {
+	var out []mountEntry
+	for i, line := range strings.Split(data, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		e, err := parseMountInfoLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("mountinfo line %d: %w", i+1, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func parseMountInfoLine(line string) (mountEntry, error) {
+	f := strings.Fields(line)
+	sep := -1
+	for i := 6; i < len(f); i++ {
+		if f[i] == "-" {
+			sep = i
+			break
+		}
+	}
+	if len(f) < 7 || sep < 0 || sep+2 >= len(f) {
+		return mountEntry{}, fmt.Errorf("malformed entry %q", line)
+	}
+	point, err := unescapeMount(f[4])
+	if err != nil {
+		return mountEntry{}, err
+	}
+	src, err := unescapeMount(f[sep+2])
+	if err != nil {
+		return mountEntry{}, err
+	}
+	return mountEntry{Point: point, FSType: f[sep+1], Source: src}, nil
+}
+
+// unescapeMount undoes the kernel's octal escaping of space, tab, newline
+// and backslash in mountinfo paths.
+func unescapeMount(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+4 > len(s) {
+			return "", fmt.Errorf("truncated escape in %q", s)
+		}
+		v, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
+		if err != nil {
+			return "", fmt.Errorf("bad escape in %q: %w", s, err)
+		}
+		b.WriteByte(byte(v))
+		i += 3
+	}
+	return b.String(), nil
+}
