@@ -269,9 +269,13 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 
 // keyMatches reports whether cert's public key is the public half of key.
 func keyMatches(cert *x509.Certificate, key crypto.Signer) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pub, ok := key.Public().(equaler)
-	return ok && pub.Equal(cert.PublicKey)
+	return publicKeyEqual(key.Public(), cert.PublicKey)
+}
+
+// publicKeyEqual compares keys of any type the standard library parses.
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
 }
 
 func uniqueStrings(in []string) []string {

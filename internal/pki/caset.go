@@ -1,0 +1,203 @@
+package pki
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Names of the CA files under a PKI directory, as kubeadm lays them out.
+const (
+	ClusterCAName    = "ca"
+	EtcdCAName       = "etcd/ca"
+	FrontProxyCAName = "front-proxy-ca"
+	// ServiceAccountKeyName is sa.key and sa.pub: the key pair kube-apiserver
+	// signs service account tokens with (a key pair, not a certificate).
+	ServiceAccountKeyName = "sa"
+	PublicKeyExt          = ".pub"
+)
+
+// CASet is everything a cluster's PKI is rooted in. Kubernetes trusts
+// separate CAs for etcd and for the aggregation layer's front proxy, so a
+// client certificate from one can never authenticate to the other.
+type CASet struct {
+	Cluster    *CA
+	Etcd       *CA
+	FrontProxy *CA
+	// ServiceAccount signs and verifies service account tokens (ES256).
+	ServiceAccount crypto.Signer
+}
+
+// NewCASet creates fresh CAs for the cluster named clusterName (it goes
+// into the CAs' common names) and a service account key.
+func NewCASet(clusterName string, validity time.Duration, now time.Time) (*CASet, error) {
+	if clusterName == "" {
+		return nil, errors.New("new CA set: empty cluster name")
+	}
+	cs := &CASet{}
+	for _, c := range []struct {
+		dst **CA
+		cn  string
+	}{
+		{&cs.Cluster, clusterName},
+		{&cs.Etcd, clusterName + "-etcd-ca"},
+		{&cs.FrontProxy, clusterName + "-front-proxy-ca"},
+	} {
+		ca, err := NewCA(c.cn, validity, now)
+		if err != nil {
+			return nil, err
+		}
+		*c.dst = ca
+	}
+	key, err := newKey()
+	if err != nil {
+		return nil, fmt.Errorf("service account key: %w", err)
+	}
+	cs.ServiceAccount = key
+	return cs, nil
+}
+
+func (cs *CASet) cas() map[string]*CA {
+	return map[string]*CA{ClusterCAName: cs.Cluster, EtcdCAName: cs.Etcd, FrontProxyCAName: cs.FrontProxy}
+}
+
+// caFiles lists every file Save writes, relative to the directory.
+func caFiles() []string {
+	var out []string
+	for _, n := range []string{ClusterCAName, EtcdCAName, FrontProxyCAName} {
+		out = append(out, n+CertExt, n+KeyExt)
+	}
+	return append(out, ServiceAccountKeyName+KeyExt, ServiceAccountKeyName+PublicKeyExt)
+}
+
+// Save writes the set under dir. It refuses when any CA file already exists
+// unless overwrite is set: replacing a CA silently would orphan every
+// certificate the old one issued.
+func (cs *CASet) Save(dir string, overwrite bool) error {
+	if cs.Cluster == nil || cs.Etcd == nil || cs.FrontProxy == nil || cs.ServiceAccount == nil {
+		return errors.New("save CA set: incomplete set")
+	}
+	if !overwrite {
+		if err := refuseExisting(dir); err != nil {
+			return err
+		}
+	}
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	for _, name := range []string{ClusterCAName, EtcdCAName, FrontProxyCAName} {
+		if err := writePair(dir, name, &cs.cas()[name].KeyPair, overwrite); err != nil {
+			return fmt.Errorf("save CA set: %w", err)
+		}
+	}
+	return cs.saveServiceAccount(dir, overwrite)
+}
+
+func refuseExisting(dir string) error {
+	for _, f := range caFiles() {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		_, err := os.Lstat(p)
+		if err == nil {
+			return fmt.Errorf("save CA set: %s already exists; refusing to replace a cluster CA: %w", p, fs.ErrExist)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("save CA set: %w", err)
+		}
+	}
+	return nil
+}
+
+func (cs *CASet) saveServiceAccount(dir string, overwrite bool) error {
+	keyPEM, err := marshalPrivateKey(cs.ServiceAccount)
+	if err != nil {
+		return fmt.Errorf("save service account key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(cs.ServiceAccount.Public())
+	if err != nil {
+		return fmt.Errorf("save service account key: %w", err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: pemPublicKey, Bytes: pubDER})
+	base := filepath.Join(dir, ServiceAccountKeyName)
+	if err := writeFileAtomic(base+KeyExt, keyPEM, KeyMode, overwrite); err != nil {
+		return fmt.Errorf("save service account key: %w", err)
+	}
+	if err := writeFileAtomic(base+PublicKeyExt, pubPEM, CertMode, overwrite); err != nil {
+		return fmt.Errorf("save service account key: %w", err)
+	}
+	return nil
+}
+
+// LoadCASet reads a set written by Save and validates it: each certificate
+// matches its key and is a CA that may sign certificates; sa.pub is sa.key's.
+func LoadCASet(dir string) (*CASet, error) {
+	cs := &CASet{}
+	for _, c := range []struct {
+		name string
+		dst  **CA
+	}{{ClusterCAName, &cs.Cluster}, {EtcdCAName, &cs.Etcd}, {FrontProxyCAName, &cs.FrontProxy}} {
+		ca, err := LoadCA(dir, c.name)
+		if err != nil {
+			return nil, err
+		}
+		*c.dst = ca
+	}
+	key, err := loadServiceAccount(dir)
+	if err != nil {
+		return nil, err
+	}
+	cs.ServiceAccount = key
+	return cs, nil
+}
+
+// LoadCA reads dir/name.crt and dir/name.key and checks that they form a CA.
+func LoadCA(dir, name string) (*CA, error) {
+	kp, err := LoadKeyPair(dir, name)
+	if err != nil {
+		return nil, fmt.Errorf("load CA: %w", err)
+	}
+	if err := checkCA(kp.Cert); err != nil {
+		return nil, fmt.Errorf("load CA: %s: %w", filepath.Join(dir, filepath.FromSlash(name)+CertExt), err)
+	}
+	return &CA{*kp}, nil
+}
+
+func checkCA(cert *x509.Certificate) error {
+	if !cert.BasicConstraintsValid || !cert.IsCA {
+		return fmt.Errorf("certificate %q is not a CA", cert.Subject.CommonName)
+	}
+	if cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return fmt.Errorf("CA %q may not sign certificates (no certSign key usage)", cert.Subject.CommonName)
+	}
+	return nil
+}
+
+func loadServiceAccount(dir string) (crypto.Signer, error) {
+	keyPath := filepath.Join(dir, ServiceAccountKeyName+KeyExt)
+	pubPath := filepath.Join(dir, ServiceAccountKeyName+PublicKeyExt)
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("load service account key: %w", err)
+	}
+	key, err := ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	pubPEM, err := os.ReadFile(pubPath)
+	if err != nil {
+		return nil, fmt.Errorf("load service account key: %w", err)
+	}
+	pub, err := ParsePublicKeyPEM(pubPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pubPath, err)
+	}
+	if !publicKeyEqual(key.Public(), pub) {
+		return nil, fmt.Errorf("%s does not match %s", pubPath, keyPath)
+	}
+	return key, nil
+}
