@@ -1,3 +1,5 @@
+//go:build linux
+
 package testhost
 
 import (
@@ -22,13 +24,13 @@ func Cleanup(ctx context.Context, prefix string) error {
 	if !prefixRE.MatchString(prefix) {
 		return fmt.Errorf("prefix %q: want 1-8 characters of [a-z0-9]", prefix)
 	}
-	var errs []error
+	// All inits at once: each takes its PID namespace down in parallel.
+	errs := []error{killInits(ctx, prefix)}
 	nss, err := netnsNames(prefix)
 	errs = append(errs, err)
 	for _, ns := range nss {
 		errs = append(errs, killNetns(ctx, ns))
 	}
-	errs = append(errs, killInits(ctx, prefix))
 	for _, ns := range nss {
 		if _, err := run(ctx, "ip", "netns", "delete", ns); err != nil {
 			errs = append(errs, err)
@@ -58,10 +60,21 @@ func netnsNames(prefix string) ([]string, error) {
 	return out, nil
 }
 
-// killNetns kills every process in the named network namespace (the host's
-// init among them, which takes its whole PID namespace along) and waits
-// until they are gone.
+// killNetns kills every process in the named network namespace and waits
+// until they are gone. The host's init goes first and takes its whole PID
+// namespace along; killing it together with an nsenter whose command lives
+// inside delays the namespace's end by seconds.
 func killNetns(ctx context.Context, ns string) error {
+	prefix, _, _ := strings.Cut(ns, "-")
+	inits, err := initPIDs(prefix)
+	if err != nil {
+		return err
+	}
+	if pid, ok := inits[ns]; ok {
+		if err := killAndWait(ctx, []int{pid}); err != nil {
+			return err
+		}
+	}
 	out, err := run(ctx, "ip", "netns", "pids", ns)
 	if err != nil {
 		return err
@@ -77,8 +90,8 @@ func killNetns(ctx context.Context, ns string) error {
 	return killAndWait(ctx, pids)
 }
 
-// killInits finds inits by their command line, which covers one killed
-// before its namespace got a name.
+// killInits finds inits by their command line, which also finds one whose
+// run was killed before it joined its network namespace.
 func killInits(ctx context.Context, prefix string) error {
 	pids, err := initPIDs(prefix)
 	if err != nil {
@@ -135,14 +148,44 @@ func killAndWait(ctx context.Context, pids []int) error {
 	return nil
 }
 
-// alive: a zombie is dead enough, its namespaces are released already.
+// alive: a zombie is dead enough once all its threads are gone; the
+// namespaces of a multi-threaded init are released only with its last thread.
 func alive(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
 	}
 	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+	if i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z' {
+		return true
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err == nil && len(tasks) > 1
+}
+
+// groupMembers lists the processes of process group pgid but its leader.
+func groupMembers(pgid int) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pgid {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// After "(comm)": state, ppid, pgrp.
+		i := bytes.LastIndexByte(stat, ')')
+		if f := strings.Fields(string(stat[i+1:])); i >= 0 && len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
 }
 
 func deleteLinks(ctx context.Context, prefix string) error {

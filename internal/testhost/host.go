@@ -1,3 +1,5 @@
+//go:build linux
+
 package testhost
 
 import (
@@ -237,13 +239,28 @@ func (h *Host) Command(ctx context.Context, name string, arg ...string) *exec.Cm
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=" + defaultPath, "HOME=/root", "LANG=C.UTF-8"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// nsenter forks the command into the host's PID namespace; both are in
-		// the process group nsenter leads.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
+	cmd.Cancel = func() error { return cancelInside(cmd.Process.Pid) }
+	// Backstop: os/exec kills nsenter itself if it outlives its command.
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
+}
+
+// cancelInside kills the command nsenter forked into the host, and what it
+// started in the process group nsenter leads, but not nsenter: orphans of
+// nsenter go to the real machine's init (nsenter's PID namespace), which may
+// take seconds to reap them, and the host's PID namespace waits for that.
+// nsenter exits on its own, with its command's signal.
+func cancelInside(nsenter int) error {
+	pids, err := groupMembers(nsenter)
+	if err != nil || len(pids) == 0 {
+		return errors.Join(err, syscall.Kill(nsenter, syscall.SIGKILL))
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill %d: %w", pid, err)
+		}
+	}
+	return nil
 }
 
 // Run runs a command in the host and returns its output; the error carries

@@ -1,3 +1,5 @@
+//go:build linux
+
 package testhost
 
 import (
@@ -92,10 +94,39 @@ func TestHosts(t *testing.T) {
 		}
 	})
 	t.Run("own process table", func(t *testing.T) {
-		// Only PID 1, the shell and ls: nothing of the real machine.
-		got := mustRun(t, a, "ls -d /proc/[0-9]* | wc -l")
-		if got != "3" {
-			t.Errorf("host sees %s processes, want 3:\n%s", got, mustRun(t, a, "ls /proc"))
+		// Only PID 1 and the shell: nothing of the real machine.
+		got := mustRun(t, a, "set -- /proc/[0-9]*; echo $#")
+		if got != "2" {
+			t.Errorf("host sees %s processes, want 2:\n%s", got, mustRun(t, a, "ls /proc"))
+		}
+	})
+	t.Run("init reaps orphans", func(t *testing.T) {
+		mustRun(t, a, "sleep 0.1 & exit 0") // the sleep's parent is gone at once
+		time.Sleep(500 * time.Millisecond)
+		if got := mustRun(t, a, "grep -l '^State:.*Z' /proc/[0-9]*/status || true"); got != "" {
+			t.Errorf("zombies: %s", got)
+		}
+	})
+	t.Run("cancel kills the command inside", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cmd := a.Command(ctx, "sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err := cmd.Wait(); err == nil {
+			t.Fatal("cancelled command succeeded")
+		}
+		// The kill is asynchronous: give the kernel and init a moment.
+		got, start := "", time.Now()
+		for time.Since(start) < 2*time.Second && got != "2" {
+			time.Sleep(20 * time.Millisecond)
+			got = mustRun(t, a, "set -- /proc/[0-9]*; echo $#")
+		}
+		if got != "2" {
+			t.Errorf("%s processes left in the host, want 2 (init and this shell):\n%s", got,
+				mustRun(t, a, "cut -d' ' -f1-4 /proc/[0-9]*/stat"))
 		}
 	})
 	t.Run("copy-on-write /usr and /etc", func(t *testing.T) { testCOW(t, a, b) })
@@ -108,6 +139,12 @@ func TestHosts(t *testing.T) {
 	t.Run("own interfaces", func(t *testing.T) {
 		if got := mustRun(t, a, "ls /sys/class/net | tr '\\n' ' '"); got != "eth0 lo" {
 			t.Errorf("/sys/class/net = %q", got)
+		}
+	})
+	t.Run("subnet in use", func(t *testing.T) {
+		_, err := NewNetwork(t.Context(), Options{Prefix: "gto", Subnet: testSubnet})
+		if err == nil || !strings.Contains(err.Error(), "overlaps") {
+			t.Errorf("second network on %s: %v", testSubnet, err)
 		}
 	})
 	t.Run("tcp between hosts", func(t *testing.T) { testTCP(t, a, b) })
@@ -385,4 +422,27 @@ func killRun(t *testing.T, prefix string) {
 	}
 	_, _ = io.Copy(io.Discard, out)
 	_ = cmd.Wait()
+}
+
+func TestWorkDirOnOverlay(t *testing.T) {
+	requireHosts(t)
+	dir := t.TempDir()
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	merged := filepath.Join(dir, "merged")
+	opts := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", dir, dir, dir)
+	if err := syscall.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(merged, syscall.MNT_DETACH) })
+	_, err := NewNetwork(t.Context(), Options{Prefix: "gtw", Subnet: killedSubnet, WorkDir: merged})
+	if err == nil || !strings.Contains(err.Error(), "overlayfs") {
+		t.Fatalf("work dir on overlay: %v", err)
+	}
+	if l := leftovers(t, "gtw"); len(l) > 0 {
+		t.Errorf("left behind: %q", l)
+	}
 }

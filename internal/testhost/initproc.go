@@ -1,3 +1,5 @@
+//go:build linux
+
 package testhost
 
 import (
@@ -62,6 +64,9 @@ func runInit(raw string) {
 // reapForever does PID 1's one duty: daemons started in the host are
 // re-parented here and must not linger as zombies.
 func reapForever() {
+	// Like a real init, survive the signals a stray "kill 1" in the host
+	// would send; only SIGKILL from the real machine ends a host.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	for {

@@ -1,15 +1,5 @@
-// Package testhost makes N "hosts" on this one machine for end-to-end tests,
-// each as separate as a machine can be on a shared kernel: its own network
-// namespace on a private bridge, and its own mount, PID, UTS and IPC
-// namespaces with copy-on-write views of /usr, /etc, /root and /opt, its own
-// /var on a real filesystem and private /run and /tmp.
-//
-// Each host is a long-lived init (this package's binary, re-executed) that is
-// PID 1 of the host; commands enter it with nsenter. Every kernel object
-// carries the network's name prefix, so Cleanup can remove what a killed run
-// left behind without touching anything else.
-//
-// Needs root, iproute2, util-linux (nsenter) and iptables.
+//go:build linux
+
 package testhost
 
 import (
@@ -106,11 +96,11 @@ func NewNetwork(ctx context.Context, opts Options) (*Network, error) {
 	n := &Network{opts: opts, subnet: subnet, bridgeIP: subnet.Addr().Next(),
 		stateDir: filepath.Join(opts.WorkDir, opts.Prefix)}
 	n.next = n.bridgeIP.Next()
-	if err := n.prepareStateDir(); err != nil {
-		return nil, err
-	}
 	if err := checkSubnetFree(subnet); err != nil {
 		return nil, err
+	}
+	if err := n.prepareStateDir(); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(n.stateDir))
 	}
 	if err := n.makeBridge(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
