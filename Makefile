@@ -18,7 +18,7 @@ EXAMPLE_IMAGES := $(BUILD)/example-images
 # The state dir the demo and example images use (tele's default is ~/.gravity).
 STATE_DIR ?= $(HOME)/.gravity
 
-.PHONY: all binaries base deps example-images demo test test-e2e bench fuzz vet clean FORCE
+.PHONY: all binaries base deps example-images demo test test-e2e bench fuzz vet runtime clean FORCE
 
 all: binaries base
 
@@ -30,6 +30,16 @@ $(BUILD)/%: FORCE
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $@.new ./cmd/$*
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+# The Kubernetes runtime binaries (kube multicall, etcd, containerd, runc, CNI
+# plugins, registry, CoreDNS, helm) from the pinned upstream modules under
+# runtime/, into build/runtime/bin. Cached per binary by version, module and
+# toolchain, so a rebuild with nothing changed takes seconds; the cold build
+# takes about half an hour (docs/runtime.md). Every binary must be static.
+RUNTIME := $(BUILD)/runtime
+runtime:
+	$(GO) run ./hack/buildruntime -root runtime -versions versions.mk -out $(RUNTIME)
+	$(GO) run ./hack/checkstatic $(RUNTIME)/bin
 
 base: $(BASE)
 
