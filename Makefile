@@ -43,10 +43,14 @@ runtime:
 
 base: $(BASE)
 
-$(BASE): $(BUILD)/gravity versions.mk
+# The base image carries the runtime once `make runtime` has built it (about
+# half an hour cold); until then, only the gravity binary.
+RUNTIME_BIN := $(wildcard $(BUILD)/runtime/bin/kube)
+$(BASE): $(BUILD)/gravity versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD)/runtime/bin/kube)
 	@mkdir -p $(dir $@)
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/gravity -version $(GRAVITY_VERSION) \
-		-kubernetes $(KUBERNETES_VERSION) -o $@
+		-kubernetes $(KUBERNETES_VERSION) -o $@ \
+		$(if $(RUNTIME_BIN),-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -coredns-version $(COREDNS_VERSION:v%=%))
 
 # Runnable stand-ins for the walkthrough's images, built once as OCI archives
 # and loaded into the state dir on every run, as on an air-gapped build box.

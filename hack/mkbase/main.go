@@ -18,7 +18,15 @@ func main() {
 	flag.StringVar(&o.Kubernetes, "kubernetes", "", "Kubernetes version the runtime carries")
 	flag.StringVar(&o.Gravity, "gravity", "build/gravity", "gravity binary to embed")
 	flag.StringVar(&o.Output, "o", "", "output file")
+	var rt baseimage.Runtime
+	flag.StringVar(&rt.BinDir, "runtime", "", "runtime binaries (build/runtime/bin); without it the base image carries only gravity")
+	flag.StringVar(&rt.Pause, "pause", "build/pause", "pause binary")
+	flag.StringVar(&rt.Busybox, "busybox", "/bin/busybox", "static busybox for the hook tools image")
+	flag.StringVar(&rt.CoreDNS, "coredns-version", "", "CoreDNS version (its image tag)")
 	flag.Parse()
+	if rt.BinDir != "" {
+		o.Runtime = &rt
+	}
 	if o.Version == "" || o.Output == "" {
 		fmt.Fprintln(os.Stderr, "mkbase: -version and -o are required")
 		os.Exit(2)

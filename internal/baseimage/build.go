@@ -16,10 +16,9 @@ type BuildOptions struct {
 	Kubernetes    string // the Kubernetes release the runtime carries
 	Gravity       string // the gravity binary
 	Output        string
-	// Store holds the packages and images listed in Entries (the runtime,
-	// system apps and their images); empty until the runtime is packaged.
-	Store   *store.Store
-	Entries []clusterimage.Entry
+	// Runtime, when set, adds the runtime package and the system images;
+	// without it the base image carries only the gravity binary.
+	Runtime *Runtime
 }
 
 // Build writes a base image: a cluster image whose manifest is the runtime's
@@ -32,14 +31,18 @@ metadata:
   resourceVersion: %s
   description: %q
 `, o.Name, o.Version, description(o))
-	s := o.Store
-	if s == nil {
-		dir, err := os.MkdirTemp(filepath.Dir(o.Output), ".mkbase-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if s, err = store.Open(dir); err != nil {
+	work, err := os.MkdirTemp(filepath.Dir(o.Output), ".mkbase-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	s, err := store.Open(filepath.Join(work, "store"))
+	if err != nil {
+		return err
+	}
+	var entries []clusterimage.Entry
+	if o.Runtime != nil {
+		if entries, err = runtimeEntries(ctx, s, o, work); err != nil {
 			return err
 		}
 	}
@@ -50,7 +53,7 @@ metadata:
 		CreatedBy:     "gravity " + o.Version,
 		AppManifest:   []byte(manifest),
 		GravityBinary: o.Gravity,
-		Entries:       o.Entries,
+		Entries:       entries,
 		Source:        s,
 	}
 	return clusterimage.Write(ctx, o.Output, spec, clusterimage.WriteOptions{Overwrite: true})
@@ -59,7 +62,7 @@ metadata:
 // description tells the truth about what the base image carries: until the
 // runtime packages are in it, it says so.
 func description(o BuildOptions) string {
-	if len(o.Entries) == 0 {
+	if o.Runtime == nil {
 		return fmt.Sprintf("Base cluster image for Kubernetes %s (gravity binary only; runtime not packaged yet)", o.Kubernetes)
 	}
 	return "Base cluster image with Kubernetes " + o.Kubernetes
