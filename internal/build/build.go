@@ -41,7 +41,7 @@ type Options struct {
 	Parallel     int       // images pulled at once
 	Out          io.Writer // the step lines users grep; io.Discard when quiet
 	Log          *slog.Logger
-	Progress     func(vendor.Event) // byte progress of pulls, shown only on a terminal
+	Progress     func(vendor.Event)      // byte progress of pulls, shown only on a terminal
 	SaveProgress func(done, total int64) // byte progress of writing the cluster image
 }
 
