@@ -1,0 +1,168 @@
+package config
+
+import (
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/opengravity/gravity/internal/pki"
+)
+
+// Names of the kubeconfigs Kubeconfigs writes (Paths.Kubeconfig).
+const (
+	KubeconfigAdmin             = "admin"
+	KubeconfigControllerManager = "controller-manager"
+	KubeconfigScheduler         = "scheduler"
+	KubeconfigKubelet           = "kubelet"
+	KubeconfigKubeProxy         = "kube-proxy"
+)
+
+// Pod Security levels the admission configuration applies cluster-wide.
+const (
+	PodSecurityEnforce = "baseline"
+	PodSecurityWarn    = "restricted"
+)
+
+func master(n Node, component string) (Node, error) {
+	n, err := n.WithDefaults()
+	if err != nil {
+		return n, err
+	}
+	if !n.IsMaster() {
+		return n, fmt.Errorf("%s: only masters run the control plane", component)
+	}
+	return n, nil
+}
+
+// APIServerArgs are kube-apiserver's flags on master n. It reaches etcd on
+// loopback (its own member) with the etcd client certificate; anonymous
+// requests are refused, so health probes must present a client
+// certificate (the admin's, say).
+func APIServerArgs(n Node) ([]string, error) {
+	n, err := master(n, "kube-apiserver")
+	if err != nil {
+		return nil, err
+	}
+	p := n.Paths()
+	ca := p.Cert(pki.ClusterCAName)
+	return []string{
+		"--advertise-address=" + n.IP.String(),
+		"--bind-address=" + n.IP.String(),
+		fmt.Sprintf("--secure-port=%d", APIServerPort),
+		"--etcd-servers=" + httpsURL(loopback, EtcdClientPort),
+		"--etcd-cafile=" + p.Cert(pki.EtcdCAName),
+		"--etcd-certfile=" + p.Cert(pki.APIServerEtcdClient),
+		"--etcd-keyfile=" + p.Key(pki.APIServerEtcdClient),
+		"--tls-cert-file=" + p.Cert(pki.APIServer),
+		"--tls-private-key-file=" + p.Key(pki.APIServer),
+		"--client-ca-file=" + ca,
+		"--anonymous-auth=false",
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--admission-control-config-file=" + p.AdmissionConfig,
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--service-cluster-ip-range=" + n.ServiceCIDR,
+		"--service-account-issuer=https://kubernetes.default.svc." + n.ClusterDomain,
+		"--service-account-key-file=" + p.SAPublicKey(),
+		"--service-account-signing-key-file=" + p.Key(pki.ServiceAccountKeyName),
+		"--kubelet-client-certificate=" + p.Cert(pki.APIServerKubeletClient),
+		"--kubelet-client-key=" + p.Key(pki.APIServerKubeletClient),
+		"--kubelet-certificate-authority=" + ca,
+		"--kubelet-preferred-address-types=InternalIP",
+		"--proxy-client-cert-file=" + p.Cert(pki.FrontProxyClient),
+		"--proxy-client-key-file=" + p.Key(pki.FrontProxyClient),
+		"--requestheader-client-ca-file=" + p.Cert(pki.FrontProxyCAName),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+	}, nil
+}
+
+// ControllerManagerArgs are kube-controller-manager's flags on master n.
+// Node CIDRs are not allocated: the installer assigns each node its
+// NodePodCIDR and the node agents program the routes.
+func ControllerManagerArgs(n Node) ([]string, error) {
+	n, err := master(n, "kube-controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	p := n.Paths()
+	kc := p.Kubeconfig(KubeconfigControllerManager)
+	ca := p.Cert(pki.ClusterCAName)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=true",
+		"--cluster-name=" + n.ClusterName,
+		"--cluster-cidr=" + n.PodCIDR,
+		"--allocate-node-cidrs=false",
+		"--service-cluster-ip-range=" + n.ServiceCIDR,
+		"--client-ca-file=" + ca,
+		"--requestheader-client-ca-file=" + p.Cert(pki.FrontProxyCAName),
+		"--root-ca-file=" + ca,
+		"--service-account-private-key-file=" + p.Key(pki.ServiceAccountKeyName),
+		"--use-service-account-credentials=true",
+		"--cluster-signing-cert-file=" + ca,
+		"--cluster-signing-key-file=" + p.Key(pki.ClusterCAName),
+		"--profiling=false",
+	}, nil
+}
+
+// SchedulerArgs are kube-scheduler's flags on master n.
+func SchedulerArgs(n Node) ([]string, error) {
+	n, err := master(n, "kube-scheduler")
+	if err != nil {
+		return nil, err
+	}
+	kc := n.Paths().Kubeconfig(KubeconfigScheduler)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=true",
+		"--profiling=false",
+	}, nil
+}
+
+// AdmissionConfig is the API server's --admission-control-config-file: Pod
+// Security enforces PodSecurityEnforce and warns and audits at
+// PodSecurityWarn in every namespace that does not label its own levels.
+// kube-system is exempt: kube-proxy-like system pods need host access.
+func AdmissionConfig(n Node) ([]byte, error) {
+	if _, err := master(n, "admission config"); err != nil {
+		return nil, err
+	}
+	cfg := map[string]any{
+		"apiVersion": "apiserver.config.k8s.io/v1",
+		"kind":       "AdmissionConfiguration",
+		"plugins": []any{map[string]any{
+			"name": "PodSecurity",
+			"configuration": map[string]any{
+				"apiVersion": "pod-security.admission.config.k8s.io/v1",
+				"kind":       "PodSecurityConfiguration",
+				"defaults": map[string]string{
+					"enforce": PodSecurityEnforce, "enforce-version": "latest",
+					"audit": PodSecurityWarn, "audit-version": "latest",
+					"warn": PodSecurityWarn, "warn-version": "latest",
+				},
+				"exemptions": map[string][]string{
+					"usernames": {}, "runtimeClasses": {}, "namespaces": {"kube-system"},
+				},
+			},
+		}},
+	}
+	return marshalYAML("admission config", cfg)
+}
+
+func marshalYAML(what string, v any) ([]byte, error) {
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"path/filepath"
+
+	"github.com/opengravity/gravity/internal/pki"
+)
+
+// Paths is every file and directory the components use, derived from the
+// node's StateDir, RunDir, LogDir and BinDir. Nothing lives outside them
+// except what a component hard-codes: kubelet's /var/log/containers links
+// and libcni's result cache under /var/lib/cni.
+type Paths struct {
+	// PKI is the certificate directory, in kubeadm's layout (pki.WriteDir).
+	PKI string
+	// Config holds the generated, non-secret configuration files.
+	Config string
+	// Kubeconfigs hold client keys, so they live beside the PKI.
+	Kubeconfigs string
+
+	EtcdData string
+
+	ContainerdRoot   string
+	ContainerdState  string
+	ContainerdSocket string
+	ContainerdConfig string
+	// ContainerdHosts is containerd's registry config_path (certs.d).
+	ContainerdHosts string
+	ContainerdOpt   string
+
+	CNIBin      string
+	CNIConf     string
+	CNIIPAMData string
+
+	KubeletRoot    string
+	KubeletConfig  string
+	KubeletPlugins string
+	PodLogs        string
+	ResolvConf     string
+
+	KubeProxyConfig string
+	AdmissionConfig string
+
+	RegistryStorage string
+	RegistryConfig  string
+
+	Corefile string
+
+	RunDir string
+	LogDir string
+	BinDir string
+}
+
+// Paths derives every path from n, which should have its defaults.
+func (n Node) Paths() Paths {
+	state, run := n.StateDir, n.RunDir
+	cfg := filepath.Join(state, "config")
+	return Paths{
+		PKI:              filepath.Join(state, "secrets"),
+		Config:           cfg,
+		Kubeconfigs:      filepath.Join(state, "secrets", "kubeconfig"),
+		EtcdData:         filepath.Join(state, "etcd"),
+		ContainerdRoot:   filepath.Join(state, "containerd", "root"),
+		ContainerdState:  filepath.Join(run, "containerd", "state"),
+		ContainerdSocket: filepath.Join(run, "containerd", "containerd.sock"),
+		ContainerdConfig: filepath.Join(cfg, "containerd.toml"),
+		ContainerdHosts:  filepath.Join(state, "containerd", "certs.d"),
+		ContainerdOpt:    filepath.Join(state, "containerd", "opt"),
+		CNIBin:           filepath.Join(n.BinDir, "cni"),
+		CNIConf:          filepath.Join(state, "cni", "net.d"),
+		CNIIPAMData:      filepath.Join(state, "cni", "networks"),
+		KubeletRoot:      filepath.Join(state, "kubelet"),
+		KubeletConfig:    filepath.Join(cfg, "kubelet.yaml"),
+		KubeletPlugins:   filepath.Join(state, "kubelet-plugins", "volume", "exec"),
+		PodLogs:          filepath.Join(n.LogDir, "pods"),
+		ResolvConf:       filepath.Join(cfg, "resolv.conf"),
+		KubeProxyConfig:  filepath.Join(cfg, "kube-proxy.yaml"),
+		AdmissionConfig:  filepath.Join(cfg, "admission.yaml"),
+		RegistryStorage:  filepath.Join(state, "registry"),
+		RegistryConfig:   filepath.Join(cfg, "registry.yaml"),
+		Corefile:         filepath.Join(cfg, "Corefile"),
+		RunDir:           run,
+		LogDir:           n.LogDir,
+		BinDir:           n.BinDir,
+	}
+}
+
+// Cert and Key are the files of the key pair named name (a pki constant).
+func (p Paths) Cert(name string) string {
+	return filepath.Join(p.PKI, filepath.FromSlash(name)+pki.CertExt)
+}
+func (p Paths) Key(name string) string {
+	return filepath.Join(p.PKI, filepath.FromSlash(name)+pki.KeyExt)
+}
+
+// SAPublicKey is sa.pub, which verifies service account tokens.
+func (p Paths) SAPublicKey() string {
+	return filepath.Join(p.PKI, pki.ServiceAccountKeyName+pki.PublicKeyExt)
+}
+
+// Kubeconfig is the kubeconfig file of a component (one of the Kubeconfig*
+// names).
+func (p Paths) Kubeconfig(component string) string {
+	return filepath.Join(p.Kubeconfigs, component+".conf")
+}
+
+// Bin is the path of the runtime binary name.
+func (p Paths) Bin(name string) string { return filepath.Join(p.BinDir, name) }
+
+// Log is the log file of a service.
+func (p Paths) Log(service string) string { return filepath.Join(p.LogDir, service+".log") }
