@@ -92,7 +92,7 @@ func TestAirGapChecker(t *testing.T) {
 		"apiVersion: kubelet.config.k8s.io/v1beta1",
 		`[plugins."io.containerd.cri.v1.images"]`,
 		"https://kubernetes.default.svc.cluster.local",
-		`sandbox = "registry.local:5000/gravitational/pause:3.10"`,
+		`sandbox = "registry.local:5000/gravitational/pause:0.1.0"`,
 		"nameserver 10.100.0.10",
 		`[host."https://192.0.2.11:5000"]`,
 	} {

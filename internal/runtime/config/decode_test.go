@@ -189,7 +189,7 @@ func TestContainerdConfigDecodes(t *testing.T) {
 		ok   bool
 	}{
 		{"snapshotter", images.Snapshotter == "native"},
-		{"sandbox", images.PinnedImages["sandbox"] == "registry.local:5000/gravitational/pause:3.10"},
+		{"sandbox", images.PinnedImages["sandbox"] == "registry.local:5000/gravitational/pause:0.1.0"},
 		{"config_path", images.Registry.ConfigPath == "/var/lib/gravity/containerd/certs.d"},
 		{"restrict_oom_score_adj", rt.RestrictOOMScoreAdj},
 		{"runc type", runc.RuntimeType == "io.containerd.runc.v2"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // Roles a node can have.
@@ -34,7 +35,9 @@ const (
 	DefaultRunDir        = "/run/gravity"
 	DefaultLogDir        = "/var/log/gravity"
 	DefaultBinDir        = "/usr/lib/gravity/bin"
-	DefaultPauseImage    = RegistryAddr + "/gravitational/pause:3.10"
+	// PauseImageName is the sandbox image the base image builds from our
+	// own pause program, tagged with the gravity version (baseimage.ImagePause).
+	PauseImageName = RegistryAddr + "/gravitational/pause"
 	// RegistryAddr is how images in the cluster registry are named, on
 	// nodes and in pods.
 	RegistryAddr = pki.RegistryHost + ":5000"
@@ -118,7 +121,7 @@ func (n Node) defaults() Node {
 	set(&n.LogDir, DefaultLogDir)
 	set(&n.BinDir, DefaultBinDir)
 	set(&n.Snapshotter, SnapshotterOverlay)
-	set(&n.PauseImage, DefaultPauseImage)
+	set(&n.PauseImage, PauseImageName+":"+version.Version)
 	set(&n.CgroupRoot, "/gravity-"+sanitize(n.Name))
 	return n
 }

@@ -22,7 +22,7 @@ func TestWithDefaults(t *testing.T) {
 		{"LogDir", n.LogDir, "/var/log/gravity"},
 		{"CgroupRoot", n.CgroupRoot, "/gravity-192.0.2.20"},
 		{"Snapshotter", n.Snapshotter, SnapshotterOverlay},
-		{"PauseImage", n.PauseImage, "registry.local:5000/gravitational/pause:3.10"},
+		{"PauseImage", n.PauseImage, "registry.local:5000/gravitational/pause:0.1.0"},
 		{"DNSServiceIP", n.DNSServiceIP().String(), "10.100.0.10"},
 		{"APIServiceIP", n.APIServiceIP().String(), "10.100.0.1"},
 		{"APIServer", n.APIServer(), "https://192.0.2.10:6443"},
