@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -147,19 +147,9 @@ func layerFiles(t *testing.T, img v1.Image) map[string]bool {
 	}
 }
 
+// equal compares two lists as sets of names.
 func equal(a, b []string) bool {
-	a, b = append([]string{}, a...), append([]string{}, b...)
-	sort.Strings(a)
-	sort.Strings(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 func TestSystemImagesAreDeterministic(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,7 +115,7 @@ func TestBuildExampleV1(t *testing.T) {
 		"registry.local:5000/alpine:3.3",
 		"registry.local:5000/gravitational/debian-tall:stretch",
 	} {
-		if !contains(refs, want) {
+		if !slices.Contains(refs, want) {
 			t.Errorf("cluster image lacks %s; has %v", want, refs)
 		}
 	}
@@ -174,15 +175,6 @@ func TestBuildUnknownBaseImage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "gravity:9.9.9") || !strings.Contains(err.Error(), "gravity:0.1.0") {
 		t.Errorf("err = %v, want it to name gravity:9.9.9 and list gravity:0.1.0", err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func fileHash(t *testing.T, path string) [32]byte {

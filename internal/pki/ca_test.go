@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestIssueUsages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalEKU(kp.Cert.ExtKeyUsage, tc.wantEKU) {
+			if !slices.Equal(kp.Cert.ExtKeyUsage, tc.wantEKU) {
 				t.Errorf("ExtKeyUsage=%v, want %v", kp.Cert.ExtKeyUsage, tc.wantEKU)
 			}
 			if kp.Cert.IsCA || kp.Cert.KeyUsage != x509.KeyUsageDigitalSignature {
@@ -114,18 +115,6 @@ func TestIssueUsages(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalEKU(a, b []x509.ExtKeyUsage) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestIssueErrors(t *testing.T) {
