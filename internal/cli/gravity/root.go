@@ -36,6 +36,6 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(output.VersionCommand(stdout))
+	root.AddCommand(output.VersionCommand(stdout), runtimeCommand(stdout, stderr))
 	return root
 }

@@ -1,0 +1,238 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/supervisor"
+)
+
+// Files of the runtime daemon: under RunDir its PID file and status, under
+// LogDir its own log (each process has its own beside it).
+const (
+	PIDFileName    = "runtime.pid"
+	StatusFileName = "runtime-status.json"
+	DaemonLogName  = "runtime.log"
+	// StatusInterval is how often Run rewrites the status file.
+	StatusInterval = 2 * time.Second
+)
+
+// ErrNotRunning is returned by Stop and ReadStatus when no runtime daemon
+// is running.
+var ErrNotRunning = errors.New("the node runtime is not running")
+
+// Runtime states in Status.
+const (
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateStopping = "stopping"
+	StateStopped  = "stopped"
+	StateFailed   = "failed"
+)
+
+// Status is what the daemon publishes in its status file.
+type Status struct {
+	PID       int             `json:"pid"`
+	State     string          `json:"state"`
+	Error     string          `json:"error,omitempty"`
+	Updated   time.Time       `json:"updated"`
+	Processes []ProcessStatus `json:"processes"`
+}
+
+// ProcessStatus is one supervised process in Status.
+type ProcessStatus struct {
+	Name     string    `json:"name"`
+	PID      int       `json:"pid,omitempty"`
+	State    string    `json:"state"`
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"lastExit,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// runOptions are what tests change about Run.
+type runOptions struct {
+	mountinfo      func() (io.ReadCloser, error)
+	statusInterval time.Duration
+}
+
+func defaultRunOptions() runOptions {
+	return runOptions{
+		mountinfo:      func() (io.ReadCloser, error) { return os.Open("/proc/self/mountinfo") },
+		statusInterval: StatusInterval,
+	}
+}
+
+// Run is the runtime daemon: it prepares node n, starts its processes and
+// supervises them until ctx is cancelled (SIGTERM), then stops them. An
+// unset Snapshotter is detected (config.DetectSnapshotter) and logged.
+// Cancelling ctx during the start is a stop, not an error.
+func Run(ctx context.Context, n config.Node, log *slog.Logger) error {
+	return run(ctx, n, log, defaultRunOptions())
+}
+
+func run(ctx context.Context, n config.Node, log *slog.Logger, o runOptions) error {
+	n, err := resolve(n, log)
+	if err != nil {
+		return err
+	}
+	pid, err := takePIDFile(n.RunDir)
+	if err != nil {
+		return err
+	}
+	defer releasePIDFile(pid, log)
+	// Replace the last run's status before the slow part.
+	writeStatus(n.RunDir, StateStarting, nil, nil, log)
+	sup, err := newSupervisor(n, log, o)
+	if err != nil {
+		writeStatus(n.RunDir, StateFailed, err, nil, log)
+		return err
+	}
+	pub := startPublisher(n.RunDir, sup, o.statusInterval, log)
+	err = sup.Start(ctx)
+	if err != nil && ctx.Err() == nil {
+		pub.stop(StateFailed, err)
+		return fmt.Errorf("node runtime: %w", err)
+	}
+	if err == nil {
+		pub.set(StateRunning)
+		log.Info("node runtime running")
+		<-ctx.Done()
+	}
+	pub.set(StateStopping)
+	log.Info("stopping the node runtime")
+	err = sup.Stop()
+	pub.stop(StateStopped, err)
+	return err
+}
+
+// resolve picks the snapshotter when the config leaves it to us and
+// applies the defaults.
+func resolve(n config.Node, log *slog.Logger) (config.Node, error) {
+	d, err := n.WithDefaults()
+	if err != nil {
+		return n, err
+	}
+	if n.Snapshotter == "" {
+		name, reason := config.DetectSnapshotter(d.StateDir)
+		d.Snapshotter = name
+		level := slog.LevelInfo
+		if name != config.SnapshotterOverlay {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "containerd snapshotter: "+reason, "snapshotter", name)
+	}
+	return d, nil
+}
+
+func newSupervisor(n config.Node, log *slog.Logger, o runOptions) (*supervisor.Supervisor, error) {
+	mi, err := o.mountinfo()
+	if err != nil {
+		return nil, fmt.Errorf("node runtime: %w", err)
+	}
+	err = prepare("/", n, mi)
+	if cerr := mi.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("node runtime: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	procs, err := Processes(n, LoadTLS)
+	if err != nil {
+		return nil, fmt.Errorf("node runtime: %w", err)
+	}
+	return supervisor.New(supervisor.Config{RunDir: n.RunDir, Processes: procs, Logger: log})
+}
+
+// publisher rewrites the status file every interval until stopped.
+type publisher struct {
+	set  func(state string)
+	stop func(state string, err error)
+}
+
+func startPublisher(runDir string, sup *supervisor.Supervisor, every time.Duration, log *slog.Logger) publisher {
+	states := make(chan string)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		state := StateStarting
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			writeStatus(runDir, state, nil, sup.Status(), log)
+			select {
+			case s, ok := <-states:
+				if !ok {
+					return
+				}
+				state = s
+			case <-tick.C:
+			}
+		}
+	}()
+	return publisher{
+		set: func(s string) { states <- s },
+		stop: func(s string, err error) {
+			close(states)
+			<-done
+			writeStatus(runDir, s, err, sup.Status(), log)
+		},
+	}
+}
+
+// writeStatus replaces the status file atomically; a failure is logged,
+// not fatal: the processes matter more than their report.
+func writeStatus(runDir, state string, err error, procs []supervisor.ProcessStatus, log *slog.Logger) {
+	st := Status{PID: os.Getpid(), State: state, Updated: time.Now().UTC(), Processes: []ProcessStatus{}}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	for _, p := range procs {
+		st.Processes = append(st.Processes, ProcessStatus{Name: p.Name, PID: p.PID, State: string(p.State),
+			Restarts: p.Restarts, LastExit: p.LastExit, Since: p.Since.UTC()})
+	}
+	data, merr := json.MarshalIndent(st, "", "  ")
+	if merr == nil {
+		merr = config.Write("/", map[string][]byte{filepath.Join(runDir, StatusFileName): append(data, '\n')}, 0o644)
+	}
+	if merr != nil {
+		log.Warn("cannot write the status file", "err", merr)
+	}
+}
+
+// ReadStatus reads the status the daemon of runDir publishes. It returns
+// ErrNotRunning when no daemon holds the PID file, together with the last
+// status the daemon wrote (its state stopped, unless it failed): its last
+// words.
+func ReadStatus(runDir string) (Status, error) {
+	var st Status
+	data, err := os.ReadFile(filepath.Join(runDir, StatusFileName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return st, fmt.Errorf("runtime status: %w", err)
+	default:
+		if err := json.Unmarshal(data, &st); err != nil {
+			return st, fmt.Errorf("runtime status: %s: %w", filepath.Join(runDir, StatusFileName), err)
+		}
+	}
+	if _, err := runningPID(runDir); err != nil {
+		if errors.Is(err, ErrNotRunning) && st.State != StateFailed {
+			// A daemon killed outright could not say so itself.
+			st.State = StateStopped
+		}
+		return st, err
+	}
+	if st.State == "" {
+		st.State = StateStarting // running, but has not written its status yet
+	}
+	return st, nil
+}

@@ -1,0 +1,109 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
+
+// TestMain lets the test binary stand in for the runtime's binaries: run
+// through a link named containerd or kube (see fakeBinDir), it plays that
+// component; as runtime-daemon it holds a run directory like Run does.
+func TestMain(m *testing.M) {
+	switch filepath.Base(os.Args[0]) {
+	case "containerd":
+		os.Exit(fakeContainerd(os.Args[1:]))
+	case "kube":
+		os.Exit(fakeKube(os.Args[1:]))
+	case "runtime-daemon":
+		os.Exit(fakeDaemon(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeContainerd serves its config's gRPC socket: `containerd --config F`.
+func fakeContainerd(args []string) int {
+	if len(args) != 2 || args[0] != "--config" {
+		fmt.Fprintln(os.Stderr, "fake containerd: usage: containerd --config FILE")
+		return 2
+	}
+	var cfg struct{ GRPC struct{ Address string } }
+	if _, err := toml.DecodeFile(args[1], &cfg); err != nil || cfg.GRPC.Address == "" {
+		fmt.Fprintln(os.Stderr, "fake containerd: config:", err)
+		return 1
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.GRPC.Address), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "fake containerd:", err)
+		return 1
+	}
+	_ = os.Remove(cfg.GRPC.Address) // a killed predecessor's socket
+	ln, err := net.Listen("unix", cfg.GRPC.Address)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake containerd:", err)
+		return 1
+	}
+	return serve(ln)
+}
+
+// fakeKube answers /healthz where kubelet and kube-proxy do.
+func fakeKube(args []string) int {
+	ports := map[string]int{"kubelet": KubeletHealthzPort, "kube-proxy": KubeProxyHealthzPort}
+	if len(args) == 0 || ports[args[0]] == 0 {
+		fmt.Fprintln(os.Stderr, "fake kube: unknown component", args)
+		return 2
+	}
+	ln, err := net.Listen("tcp", hostPort(loopback, ports[args[0]]))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake kube:", err)
+		return 1
+	}
+	return serve(ln)
+}
+
+func serve(ln net.Listener) int {
+	fmt.Println("fake serving on", ln.Addr())
+	err := http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	fmt.Fprintln(os.Stderr, "fake:", err)
+	return 1
+}
+
+// fakeDaemon holds the PID file of its run directory until SIGTERM.
+func fakeDaemon(args []string) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	f, err := takePIDFile(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	<-term
+	releasePIDFile(f, slog.Default())
+	return 0
+}
+
+// fakeBinDir links the test binary under the given names in a new
+// directory.
+func fakeBinDir(t *testing.T, names ...string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.Symlink(self, filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

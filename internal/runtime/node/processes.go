@@ -1,0 +1,199 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/supervisor"
+)
+
+// Names of the supervised processes, which also name their log files
+// (<LogDir>/<name>.log) and PID files.
+const (
+	Etcd              = "etcd"
+	APIServer         = "kube-apiserver"
+	ControllerManager = "kube-controller-manager"
+	Scheduler         = "kube-scheduler"
+	Containerd        = "containerd"
+	Kubelet           = "kubelet"
+	KubeProxy         = "kube-proxy"
+	Registry          = "registry"
+)
+
+// Ports the components listen on besides config's service ports.
+const (
+	KubeletPort           = 10250
+	KubeletHealthzPort    = 10248
+	KubeProxyHealthzPort  = 10256
+	KubeProxyMetricsPort  = 10249
+	ControllerManagerPort = 10257
+	SchedulerPort         = 10259
+)
+
+const (
+	// kubeBinary is the multicall binary of the Kubernetes components; it
+	// runs the component named by its first argument.
+	kubeBinary = "kube"
+	systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	loopback   = "127.0.0.1"
+	// The API server can take a while on a slow disk: it waits for etcd
+	// and installs its bootstrap objects before /readyz passes.
+	apiServerReadyTimeout = 2 * time.Minute
+)
+
+// component is one process of a node; masterOnly ones are left out on
+// workers. kube components run from the multicall binary with their name
+// as its first argument.
+type component struct {
+	name       string
+	masterOnly bool
+	bin        string
+	args       func(config.Node) ([]string, error)
+	probe      func(config.Node) Probe
+	ports      []int
+}
+
+// components is the start order: etcd before the API server that stores in
+// it, the control plane before the node agents that register with it,
+// containerd before kubelet, and the registry last since pods pull from it
+// only once they are scheduled.
+var components = []component{
+	{Etcd, true, "etcd", etcdArgs, etcdProbe, []int{config.EtcdClientPort, config.EtcdPeerPort}},
+	{APIServer, true, kubeBinary, config.APIServerArgs, apiServerProbe, []int{config.APIServerPort}},
+	{ControllerManager, true, kubeBinary, config.ControllerManagerArgs, tcpProbe(ControllerManagerPort), []int{ControllerManagerPort}},
+	{Scheduler, true, kubeBinary, config.SchedulerArgs, tcpProbe(SchedulerPort), []int{SchedulerPort}},
+	// containerd listens on its unix socket only (no TCP service; the CRI
+	// streaming server takes a random loopback port).
+	{Containerd, false, "containerd", containerdArgs, containerdProbe, nil},
+	{Kubelet, false, kubeBinary, config.KubeletArgs, httpProbe(KubeletHealthzPort), []int{KubeletPort, KubeletHealthzPort}},
+	{KubeProxy, false, kubeBinary, config.KubeProxyArgs, httpProbe(KubeProxyHealthzPort), []int{KubeProxyHealthzPort, KubeProxyMetricsPort}},
+	{Registry, true, "registry", config.RegistryArgs, registryProbe, []int{config.RegistryPort}},
+}
+
+// Processes is what node n runs, in start order. The probes' TLS
+// configurations are made by tls from the node's certificate files, which
+// must already exist (Bootstrap, IssueNode).
+func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
+	n, err := n.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := n.Paths()
+	var out []supervisor.Process
+	for _, c := range components {
+		if c.masterOnly && !n.IsMaster() {
+			continue
+		}
+		args, err := c.args(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		if c.bin == kubeBinary {
+			args = append([]string{c.name}, args...)
+		}
+		ready, err := c.probe(n).Func(tls)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		proc := supervisor.Process{
+			Name: c.name, Path: p.Bin(c.bin), Args: args, LogDir: n.LogDir, Ready: ready, Ports: c.ports,
+			Env: processEnv(n),
+		}
+		if c.name == APIServer {
+			proc.ReadyTimeout = apiServerReadyTimeout
+		}
+		out = append(out, proc)
+	}
+	return out, nil
+}
+
+// processEnv is added to the daemon's environment, which is the caller's
+// of `gravity runtime start`. Binaries find their helpers (containerd its
+// shim and runc) in BinDir before the host's tools (iptables, mount). A
+// proxy in the caller's environment is blanked: containerd would pull and
+// the API server call webhooks through it, out of an air-gapped cluster.
+func processEnv(n config.Node) []string {
+	env := []string{"PATH=" + n.BinDir + ":" + systemPath}
+	for _, v := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
+		env = append(env, v+"=")
+	}
+	return env
+}
+
+// Probes are the readiness probes of node n's processes by name.
+func Probes(n config.Node) (map[string]Probe, error) {
+	n, err := n.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Probe{}
+	for _, c := range components {
+		if !c.masterOnly || n.IsMaster() {
+			out[c.name] = c.probe(n)
+		}
+	}
+	return out, nil
+}
+
+// EtcdClusterState is how n's etcd member starts: the first listed master
+// bootstraps a new cluster, every other master joins the existing one
+// (after the joiner added it as a member). etcd ignores it once its data
+// directory exists, so it matters on the first start only.
+func EtcdClusterState(n config.Node) config.ClusterState {
+	if len(n.MasterIPs) > 0 && n.MasterIPs[0].Equal(n.IP) {
+		return config.ClusterStateNew
+	}
+	return config.ClusterStateExisting
+}
+
+func etcdArgs(n config.Node) ([]string, error) { return config.EtcdArgs(n, EtcdClusterState(n)) }
+
+func containerdArgs(n config.Node) ([]string, error) {
+	return []string{"--config", n.Paths().ContainerdConfig}, nil
+}
+
+func etcdProbe(n config.Node) Probe {
+	p := n.Paths()
+	return Probe{URL: httpsURL(loopback, config.EtcdClientPort, "/health"),
+		CA: p.Cert(pki.EtcdCAName), Cert: p.Cert(pki.APIServerEtcdClient), Key: p.Key(pki.APIServerEtcdClient)}
+}
+
+// The API server refuses anonymous requests, /readyz included, and
+// listens on the node IP only.
+func apiServerProbe(n config.Node) Probe {
+	p := n.Paths()
+	return Probe{URL: httpsURL(n.IP.String(), config.APIServerPort, "/readyz"),
+		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.Admin), Key: p.Key(pki.Admin)}
+}
+
+// The registry serves only clients with a certificate from the cluster CA.
+func registryProbe(n config.Node) Probe {
+	p := n.Paths()
+	return Probe{URL: httpsURL(n.IP.String(), config.RegistryPort, "/v2/"),
+		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.RegistryClient), Key: p.Key(pki.RegistryClient)}
+}
+
+func containerdProbe(n config.Node) Probe { return Probe{URL: "unix://" + n.Paths().ContainerdSocket} }
+
+// tcpProbe is for the controller manager and the scheduler, which serve
+// /healthz over TLS with a self-signed certificate that no CA vouches for:
+// a TCP probe says as much without skipping verification.
+func tcpProbe(port int) func(config.Node) Probe {
+	return func(config.Node) Probe { return Probe{URL: "tcp://" + hostPort(loopback, port)} }
+}
+
+// httpProbe is for kubelet and kube-proxy, whose healthz is plain HTTP on
+// loopback (config.KubeletConfig, config.KubeProxyConfig).
+func httpProbe(port int) func(config.Node) Probe {
+	return func(config.Node) Probe { return Probe{URL: "http://" + hostPort(loopback, port) + "/healthz"} }
+}
+
+func httpsURL(host string, port int, path string) string {
+	return "https://" + hostPort(host, port) + path
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

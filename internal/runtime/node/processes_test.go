@@ -1,0 +1,147 @@
+package node
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/supervisor"
+)
+
+// worker is a worker whose certificates were issued from a fresh master.
+func worker(t *testing.T) config.Node {
+	t.Helper()
+	cs, err := pki.LoadCASet(bootstrapped(t).Paths().PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testWorker(t)
+	if err := IssueNode("/", cs, w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestProcesses(t *testing.T) {
+	master, worker := bootstrapped(t), worker(t)
+	must := func(args []string, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return args
+	}
+	type proc struct {
+		name, bin string
+		args      []string
+		ports     []int
+	}
+	kube := func(n config.Node, name string, gen func(config.Node) ([]string, error), ports ...int) proc {
+		return proc{name, "kube", append([]string{name}, must(gen(n))...), ports}
+	}
+	node := func(n config.Node) []proc {
+		return []proc{
+			{"containerd", "containerd", []string{"--config", n.Paths().ContainerdConfig}, nil},
+			kube(n, "kubelet", config.KubeletArgs, 10250, 10248),
+			kube(n, "kube-proxy", config.KubeProxyArgs, 10256, 10249),
+		}
+	}
+	tests := []struct {
+		name string
+		n    config.Node
+		want []proc
+	}{
+		{"master", master, slices.Concat([]proc{
+			{"etcd", "etcd", must(config.EtcdArgs(master, config.ClusterStateNew)), []int{2379, 2380}},
+			kube(master, "kube-apiserver", config.APIServerArgs, 6443),
+			kube(master, "kube-controller-manager", config.ControllerManagerArgs, 10257),
+			kube(master, "kube-scheduler", config.SchedulerArgs, 10259),
+		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), []int{5000}}})},
+		{"worker", worker, node(worker)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Processes(tt.n, LoadTLS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d processes %v, want %d", len(got), names(got), len(tt.want))
+			}
+			for i, w := range tt.want {
+				checkProcess(t, tt.n, got[i], w.name, w.bin, w.args, w.ports)
+			}
+		})
+	}
+}
+
+func checkProcess(t *testing.T, n config.Node, p supervisor.Process, name, bin string, args []string, ports []int) {
+	t.Helper()
+	if p.Name != name {
+		t.Errorf("process %q, want %q", p.Name, name)
+		return
+	}
+	if want := n.BinDir + "/" + bin; p.Path != want {
+		t.Errorf("%s: path %s, want %s", name, p.Path, want)
+	}
+	if !reflect.DeepEqual(p.Args, args) {
+		t.Errorf("%s: args\n%q\nwant\n%q", name, p.Args, args)
+	}
+	if !slices.Equal(p.Ports, ports) {
+		t.Errorf("%s: ports %v, want %v", name, p.Ports, ports)
+	}
+	if p.LogDir != n.LogDir || p.Ready == nil {
+		t.Errorf("%s: log dir %q (want %q), probe set %v", name, p.LogDir, n.LogDir, p.Ready != nil)
+	}
+	want := []string{"PATH=" + n.BinDir + ":" + systemPath, "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=",
+		"http_proxy=", "https_proxy=", "all_proxy="}
+	if !slices.Equal(p.Env, want) {
+		t.Errorf("%s: env %q, want %q", name, p.Env, want)
+	}
+}
+
+func names(ps []supervisor.Process) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// The supervisor accepts what Processes makes.
+func TestProcessesValidForSupervisor(t *testing.T) {
+	n := bootstrapped(t)
+	procs, err := Processes(n, LoadTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := supervisor.New(supervisor.Config{RunDir: n.RunDir, Processes: procs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Without certificates nothing starts: the probes' TLS files are read up
+// front.
+func TestProcessesNeedCertificates(t *testing.T) {
+	if _, err := Processes(testMaster(t), LoadTLS); err == nil {
+		t.Error("no certificates: no error")
+	}
+	bad := testMaster(t)
+	bad.ClusterName = ""
+	if _, err := Processes(bad, LoadTLS); err == nil {
+		t.Error("invalid node: no error")
+	}
+}
+
+func TestEtcdClusterState(t *testing.T) {
+	m := testMaster(t)
+	if got := EtcdClusterState(m); got != config.ClusterStateNew {
+		t.Errorf("first master: %s", got)
+	}
+	m.IP = master2IP
+	if got := EtcdClusterState(m); got != config.ClusterStateExisting {
+		t.Errorf("second master: %s", got)
+	}
+}
