@@ -195,7 +195,7 @@ func TestContainerdConfigDecodes(t *testing.T) {
 		{"runc type", runc.RuntimeType == "io.containerd.runc.v2"},
 		{"runc binary", runc.Options["BinaryName"] == "/usr/lib/gravity/bin/runc"},
 		{"cgroupfs", runc.Options["SystemdCgroup"] == false},
-		{"cni bin", len(rt.CNI.BinDirs) == 1 && rt.CNI.BinDirs[0] == "/usr/lib/gravity/bin/cni"},
+		{"cni bin", len(rt.CNI.BinDirs) == 1 && rt.CNI.BinDirs[0] == "/usr/lib/gravity/bin"},
 		{"cni conf", rt.CNI.ConfDir == "/var/lib/gravity/cni/net.d"},
 		{"opt", bytes.Contains(data, []byte(`path = "/var/lib/gravity/containerd/opt"`))},
 		{"nri off", bytes.Contains(data, []byte("[plugins.\"io.containerd.nri.v1.nri\"]\ndisable = true"))},

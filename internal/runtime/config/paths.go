@@ -66,7 +66,7 @@ func (n Node) Paths() Paths {
 		ContainerdConfig: filepath.Join(cfg, "containerd.toml"),
 		ContainerdHosts:  filepath.Join(state, "containerd", "certs.d"),
 		ContainerdOpt:    filepath.Join(state, "containerd", "opt"),
-		CNIBin:           filepath.Join(n.BinDir, "cni"),
+		CNIBin:           n.BinDir, // the runtime package keeps the CNI plugins beside the other binaries
 		CNIConf:          filepath.Join(state, "cni", "net.d"),
 		CNIIPAMData:      filepath.Join(state, "cni", "networks"),
 		KubeletRoot:      filepath.Join(state, "kubelet"),
