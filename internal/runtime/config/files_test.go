@@ -192,7 +192,7 @@ func TestPaths(t *testing.T) {
 		{p.SAPublicKey(), "/srv/s/secrets/sa.pub"},
 		{p.Cert(pki.FrontProxyCAName), "/srv/s/secrets/front-proxy-ca.crt"},
 		{p.ContainerdSocket, "/srv/r/containerd/containerd.sock"},
-		{p.CNIBin, "/srv/b/cni"},
+		{p.CNIBin, "/srv/b"},
 		{p.PodLogs, "/srv/l/pods"},
 		{p.Log("etcd"), "/srv/l/etcd.log"},
 		{p.Bin("runc"), "/srv/b/runc"},
