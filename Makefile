@@ -26,7 +26,7 @@ binaries: $(TELE) $(BUILD)/gravity
 
 # go's own cache decides what to rebuild; the binary is replaced only when it
 # changed, so targets depending on it (the base image) stay up to date cheaply.
-$(BUILD)/%: FORCE
+$(BUILD)/tele $(BUILD)/gravity $(BUILD)/pause: $(BUILD)/%: FORCE
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $@.new ./cmd/$*
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi

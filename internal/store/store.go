@@ -401,6 +401,21 @@ func (s *Store) Descriptor(ref string) (v1.Descriptor, error) {
 // progressKey carries a byte-count callback through PutImage/PutIndex.
 type progressKey struct{}
 
+type verifiedKey struct{}
+
+// WithVerifiedSource marks readers under ctx as checking digest and size
+// themselves before they report EOF (go-containerregistry's remote layers
+// do), so the store does not hash every byte a second time. A reader that
+// fails its check fails the copy, and the blob is not kept.
+func WithVerifiedSource(ctx context.Context) context.Context {
+	return context.WithValue(ctx, verifiedKey{}, true)
+}
+
+func verifiedSource(ctx context.Context) bool {
+	v, _ := ctx.Value(verifiedKey{}).(bool)
+	return v
+}
+
 // WithProgress returns a context whose blob writes report bytes stored
 // (including blobs that were already present) to fn. fn must be safe for
 // concurrent calls.

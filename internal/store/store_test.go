@@ -400,3 +400,43 @@ func tarBytes(t testing.TB, files map[string]string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// failAtEOF is a reader that, like go-containerregistry's verifying reader,
+// reports a failed check instead of io.EOF.
+type failAtEOF struct{ r io.Reader }
+
+func (f failAtEOF) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("error verifying sha256 checksum")
+	}
+	return n, err
+}
+
+func TestWriteBlobVerifiedSource(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("layer bytes")
+	h, _, err := v1.SHA256(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithVerifiedSource(context.Background())
+	if err := s.WriteBlob(ctx, h, int64(len(data)), failAtEOF{bytes.NewReader(data)}); err == nil {
+		t.Fatal("a source that failed its own check was stored")
+	}
+	if s.HasBlob(h, int64(len(data))) {
+		t.Fatal("blob kept after the source's check failed")
+	}
+	if err := s.WriteBlob(ctx, h, int64(len(data)+1), bytes.NewReader(data)); err == nil {
+		t.Fatal("short blob accepted from a verified source")
+	}
+	if err := s.WriteBlob(ctx, h, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if !s.HasBlob(h, int64(len(data))) {
+		t.Fatal("blob missing")
+	}
+}

@@ -92,7 +92,8 @@ func (a *attemptError) Unwrap() []error { return []error{a.kind, a.cause} }
 func classify(err error, reg string) error {
 	var te *transport.Error
 	switch {
-	case errors.Is(err, store.ErrDigestMismatch) || strings.Contains(err.Error(), "does not match requested digest"):
+	case errors.Is(err, store.ErrDigestMismatch) || strings.Contains(err.Error(), "does not match requested digest") ||
+		strings.Contains(err.Error(), "error verifying"):
 		return &attemptError{ErrDigestMismatch, fmt.Sprintf("digest mismatch: the content from %s does not match its digest (%v)", reg, err), err}
 	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden || hasCode(te, transport.UnauthorizedErrorCode, transport.DeniedErrorCode)):
 		return &attemptError{ErrUnauthorized, fmt.Sprintf("authentication failed for registry %s: log in with `docker login %s` or fix its credentials in ~/.docker/config.json (%v)", reg, reg, err), err}
