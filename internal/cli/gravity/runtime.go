@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,8 @@ import (
 
 func runtimeCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "runtime", Short: "Run the node's Kubernetes runtime (what Planet was)"}
-	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeStatusCommand(stdout))
+	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeStatusCommand(stdout),
+		kubeletExecCommand())
 	return cmd
 }
 
@@ -167,4 +169,21 @@ func runDirOf(path, runDir string) (string, error) {
 		return "", err
 	}
 	return n.RunDir, nil
+}
+
+// kubeletExecCommand is how the runtime starts kubelet: with its own view
+// of the kernel tunables (node.ExecWithKernelView). Not for people.
+func kubeletExecCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    node.KubeletExecCommand + " --sysctl-dir DIR -- KUBELET ARGS...",
+		Hidden: true,
+		Args:   cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return node.ExecWithKernelView(dir, config.KernelTunables(), args, os.Environ())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "sysctl-dir", "", "directory for the files shown over /proc/sys")
+	_ = cmd.MarkFlagRequired("sysctl-dir")
+	return cmd
 }

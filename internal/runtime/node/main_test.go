@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
 // TestMain lets the test binary stand in for the runtime's binaries: run
@@ -25,6 +27,13 @@ func TestMain(m *testing.M) {
 		os.Exit(fakeKube(os.Args[1:]))
 	case "runtime-daemon":
 		os.Exit(fakeDaemon(os.Args[1:]))
+	}
+	// As the gravity binary, it starts kubelet the way `gravity runtime
+	// kubelet-exec` does: the real ExecWithKernelView.
+	if len(os.Args) > 5 && os.Args[1] == "runtime" && os.Args[2] == KubeletExecCommand && os.Args[5] == "--" {
+		err := ExecWithKernelView(os.Args[4], config.KernelTunables(), os.Args[6:], os.Environ())
+		fmt.Fprintln(os.Stderr, "kubelet-exec:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }

@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -106,9 +108,27 @@ func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
 		if c.name == APIServer {
 			proc.ReadyTimeout = apiServerReadyTimeout
 		}
+		if c.name == Kubelet && !n.ModifyKernelDefaults {
+			if proc, err = withKernelView(proc, n); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, proc)
 	}
 	return out, nil
+}
+
+// withKernelView starts kubelet through `gravity runtime kubelet-exec`
+// (ExecWithKernelView), so it sees the kernel tunables it wants without
+// their being changed on the host.
+func withKernelView(proc supervisor.Process, n config.Node) (supervisor.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return proc, fmt.Errorf("kubelet: finding the gravity binary: %w", err)
+	}
+	proc.Args = append([]string{"runtime", KubeletExecCommand, "--sysctl-dir", filepath.Join(n.RunDir, "sysctl"), "--", proc.Path}, proc.Args...)
+	proc.Path = self
+	return proc, nil
 }
 
 // processEnv is added to the daemon's environment, which is the caller's

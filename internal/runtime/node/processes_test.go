@@ -1,6 +1,8 @@
 package node
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -41,10 +43,21 @@ func TestProcesses(t *testing.T) {
 	kube := func(n config.Node, name string, gen func(config.Node) ([]string, error), ports ...int) proc {
 		return proc{name, "kube", append([]string{name}, must(gen(n))...), ports}
 	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kubelet runs through `gravity runtime kubelet-exec` (its own view of
+	// the kernel tunables); the rest straight from BinDir.
+	kubelet := func(n config.Node) proc {
+		direct := kube(n, "kubelet", config.KubeletArgs, 10250, 10248)
+		wrap := []string{"runtime", KubeletExecCommand, "--sysctl-dir", filepath.Join(n.RunDir, "sysctl"), "--", n.BinDir + "/kube"}
+		return proc{"kubelet", self, append(wrap, direct.args...), direct.ports}
+	}
 	node := func(n config.Node) []proc {
 		return []proc{
 			{"containerd", "containerd", []string{"--config", n.Paths().ContainerdConfig}, nil},
-			kube(n, "kubelet", config.KubeletArgs, 10250, 10248),
+			kubelet(n),
 			kube(n, "kube-proxy", config.KubeProxyArgs, 10256, 10249),
 		}
 	}
@@ -83,7 +96,11 @@ func checkProcess(t *testing.T, n config.Node, p supervisor.Process, name, bin s
 		t.Errorf("process %q, want %q", p.Name, name)
 		return
 	}
-	if want := n.BinDir + "/" + bin; p.Path != want {
+	want := bin
+	if !filepath.IsAbs(bin) {
+		want = n.BinDir + "/" + bin
+	}
+	if p.Path != want {
 		t.Errorf("%s: path %s, want %s", name, p.Path, want)
 	}
 	if !reflect.DeepEqual(p.Args, args) {
@@ -95,10 +112,10 @@ func checkProcess(t *testing.T, n config.Node, p supervisor.Process, name, bin s
 	if p.LogDir != n.LogDir || p.Ready == nil {
 		t.Errorf("%s: log dir %q (want %q), probe set %v", name, p.LogDir, n.LogDir, p.Ready != nil)
 	}
-	want := []string{"PATH=" + n.BinDir + ":" + systemPath, "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=",
+	wantEnv := []string{"PATH=" + n.BinDir + ":" + systemPath, "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=",
 		"http_proxy=", "https_proxy=", "all_proxy="}
-	if !slices.Equal(p.Env, want) {
-		t.Errorf("%s: env %q, want %q", name, p.Env, want)
+	if !slices.Equal(p.Env, wantEnv) {
+		t.Errorf("%s: env %q, want %q", name, p.Env, wantEnv)
 	}
 }
 
