@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/opengravity/gravity/internal/mountinfo"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -198,7 +199,7 @@ func populateVar(dir string) error {
 func mountTmpfs(initConfig) error {
 	// The copied mount table holds the real host's /run/netns entries; they
 	// pin other hosts' network namespaces, so drop them rather than hide them.
-	if err := detachMounts(func(m mountEntry) bool {
+	if err := detachMounts(func(m mountinfo.Entry) bool {
 		return m.FSType == "nsfs" || under(m.Point, "/run") || under(m.Point, "/tmp")
 	}); err != nil {
 		return err
@@ -220,12 +221,12 @@ func under(p, dir string) bool {
 }
 
 // detachMounts lazily unmounts, deepest first, every mount that match selects.
-func detachMounts(match func(mountEntry) bool) error {
+func detachMounts(match func(mountinfo.Entry) bool) error {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	entries, err := parseMountInfo(string(data))
+	entries, err := mountinfo.Parse(string(data))
 	if err != nil {
 		return err
 	}

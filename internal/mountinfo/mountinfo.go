@@ -1,6 +1,5 @@
-//go:build linux
-
-package testhost
+// Package mountinfo reads the kernel's /proc/<pid>/mountinfo format.
+package mountinfo
 
 import (
 	"fmt"
@@ -8,22 +7,22 @@ import (
 	"strings"
 )
 
-// mountEntry is the part of a /proc/self/mountinfo line this package uses.
-type mountEntry struct {
+// Entry is the part of a mountinfo line the project uses.
+type Entry struct {
 	Point  string
 	FSType string
 	Source string
 }
 
-// parseMountInfo parses proc(5)'s mountinfo format: six or more fields, an
+// Parse parses proc(5)'s mountinfo format: six or more fields, an
 // optional-field list ended by "-", then type, source and super options.
-func parseMountInfo(data string) ([]mountEntry, error) {
-	var out []mountEntry
+func Parse(data string) ([]Entry, error) {
+	var out []Entry
 	for i, line := range strings.Split(data, "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		e, err := parseMountInfoLine(line)
+		e, err := parseLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("mountinfo line %d: %w", i+1, err)
 		}
@@ -32,7 +31,7 @@ func parseMountInfo(data string) ([]mountEntry, error) {
 	return out, nil
 }
 
-func parseMountInfoLine(line string) (mountEntry, error) {
+func parseLine(line string) (Entry, error) {
 	f := strings.Fields(line)
 	sep := -1
 	for i := 6; i < len(f); i++ {
@@ -42,22 +41,22 @@ func parseMountInfoLine(line string) (mountEntry, error) {
 		}
 	}
 	if len(f) < 7 || sep < 0 || sep+2 >= len(f) {
-		return mountEntry{}, fmt.Errorf("malformed entry %q", line)
+		return Entry{}, fmt.Errorf("malformed entry %q", line)
 	}
-	point, err := unescapeMount(f[4])
+	point, err := Unescape(f[4])
 	if err != nil {
-		return mountEntry{}, err
+		return Entry{}, err
 	}
-	src, err := unescapeMount(f[sep+2])
+	src, err := Unescape(f[sep+2])
 	if err != nil {
-		return mountEntry{}, err
+		return Entry{}, err
 	}
-	return mountEntry{Point: point, FSType: f[sep+1], Source: src}, nil
+	return Entry{Point: point, FSType: f[sep+1], Source: src}, nil
 }
 
-// unescapeMount undoes the kernel's octal escaping of space, tab, newline
+// Unescape undoes the kernel's octal escaping of space, tab, newline
 // and backslash in mountinfo paths.
-func unescapeMount(s string) (string, error) {
+func Unescape(s string) (string, error) {
 	if !strings.Contains(s, `\`) {
 		return s, nil
 	}
