@@ -81,6 +81,11 @@ test:
 # Warm rebuild of the example, then vendoring throughput (as a ratio to a
 # plain copy on the same disk) and peak RSS while vendoring a 1 GiB image.
 BENCH_IMAGE_MB ?= 1024
+# End-to-end tests on test hosts with the real runtime (root; make runtime
+# first, about 30 min cold). Not yet part of .ci/run.
+test-e2e: runtime
+	$(GO) test -tags e2e -count=1 -v ./test/e2e
+
 bench: all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
