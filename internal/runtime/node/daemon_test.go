@@ -133,9 +133,21 @@ func TestRunWorker(t *testing.T) {
 		statusInterval: 20 * time.Millisecond,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), opts) }()
+	done, finished := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- run(ctx, n, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
+		close(finished)
+	}()
+	// Also when the test fails early: stop the runtime and wait, or its
+	// processes outlive the test.
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(30 * time.Second):
+			t.Error("run did not stop")
+		}
+	})
 	st := waitState(t, n.RunDir, StateRunning, done)
 	if len(st.Processes) != 3 {
 		t.Fatalf("status %+v", st)
