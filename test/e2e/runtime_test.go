@@ -44,6 +44,23 @@ func TestSingleNodeRuntime(t *testing.T) {
 	work := filepath.Join(repo, "build/e2e")
 	gravity, pause := goBuild(t, work, "gravity"), goBuild(t, work, "pause")
 
+	// Cleanups run last-registered first: this one, after the hosts are
+	// gone, removes the cgroups kubelet made on the shared kernel.
+	var cgroupRoot string
+	t.Cleanup(func() {
+		if cgroupRoot == "" {
+			return
+		}
+		mi, err := os.Open("/proc/self/mountinfo")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer mi.Close()
+		if err := node.RemoveCgroups(mi, cgroupRoot); err != nil {
+			t.Errorf("cgroups left: %v", err)
+		}
+	})
 	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: "ge2e", Subnet: "10.232.0.0/24"})
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +80,7 @@ func TestSingleNodeRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cgroupRoot = n.CgroupRoot
 	if err := node.Bootstrap(h.Path("/"), n, "e2e"); err != nil {
 		t.Fatal(err)
 	}

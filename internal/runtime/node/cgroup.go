@@ -1,8 +1,11 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -53,4 +56,43 @@ func cgroupMounts(r io.Reader) ([]string, error) {
 		out = append(out, filepath.Clean(e.Point))
 	}
 	return out, nil
+}
+
+// RemoveCgroups deletes the cgroup root of a node and everything kubelet
+// made under it, in every hierarchy, once the node's processes are gone
+// (leaving a node, or tearing down a test host on a shared kernel).
+func RemoveCgroups(mountinfo io.Reader, cgroupRoot string) error {
+	dirs, err := CgroupDirs(mountinfo, cgroupRoot)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, dir := range dirs {
+		errs = append(errs, removeCgroupTree(dir))
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupTree removes dir and its children, deepest first: a cgroup
+// directory goes with rmdir only once it has no children and no tasks.
+func removeCgroupTree(dir string) error {
+	var tree []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && d.IsDir() {
+			tree = append(tree, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(tree) - 1; i >= 0; i-- {
+		if err := os.Remove(tree[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing cgroup %s: %w", tree[i], err)
+		}
+	}
+	return nil
 }
