@@ -212,8 +212,16 @@ func TestCrashKillsOrphanedGrandchildren(t *testing.T) {
 	}
 }
 
-func TestCancelMidStartLeavesNoProcess(t *testing.T) {
-	t.Parallel()
+// stuckAtB is a supervisor whose second process (with a grandchild) never
+// becomes ready, so Start is still running when a test interrupts it.
+type stuckAtB struct {
+	s    *Supervisor
+	b, c Process
+	mark string
+}
+
+func newStuckAtB(t *testing.T) stuckAtB {
+	t.Helper()
 	mark := newMark(t)
 	a := helper(t, "a", mark)
 	b := helper(t, "b", mark, "-grandchild")
@@ -224,6 +232,25 @@ func TestCancelMidStartLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stuckAtB{s: s, b: b, c: c, mark: mark}
+}
+
+// checkAborted: nothing of the interrupted start is left, and the process
+// after the stuck one never ran.
+func (x stuckAtB) checkAborted(t *testing.T) {
+	t.Helper()
+	if left := marked(x.mark); len(left) > 0 {
+		t.Errorf("processes left: %v", left)
+	}
+	if _, err := os.Stat(x.c.logPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("c was started: %v", err)
+	}
+}
+
+func TestCancelMidStartLeavesNoProcess(t *testing.T) {
+	t.Parallel()
+	x := newStuckAtB(t)
+	s, b := x.s, x.b
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for !grandchildStarted(s, b)() {
@@ -231,13 +258,11 @@ func TestCancelMidStartLeavesNoProcess(t *testing.T) {
 		}
 		cancel()
 	}()
-	err = s.Start(ctx)
+	err := s.Start(ctx)
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "b: waiting for readiness") {
 		t.Fatalf("Start: %v, want b cancelled while waiting for readiness", err)
 	}
-	if left := marked(mark); len(left) > 0 {
-		t.Errorf("processes left after cancel: %v", left)
-	}
+	x.checkAborted(t)
 	states := map[string]State{}
 	for _, st := range s.Status() {
 		states[st.Name] = st.State
@@ -245,23 +270,12 @@ func TestCancelMidStartLeavesNoProcess(t *testing.T) {
 	if states["a"] != StateStopped || states["b"] != StateFailed || states["c"] != StateStopped {
 		t.Errorf("states %v", states)
 	}
-	if _, err := os.Stat(c.logPath()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("c was started: %v", err)
-	}
 }
 
 func TestStopDuringStartAbortsIt(t *testing.T) {
 	t.Parallel()
-	mark := newMark(t)
-	a := helper(t, "a", mark)
-	b := helper(t, "b", mark, "-grandchild")
-	b.Ready = TCPProbe(fmt.Sprintf("127.0.0.1:%d", freePort(t))) // never listens
-	b.ReadyTimeout = long
-	c := helper(t, "c", mark)
-	s, err := New(Config{RunDir: t.TempDir(), Processes: []Process{a, b, c}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := newStuckAtB(t)
+	s, b := x.s, x.b
 	started := make(chan error, 1)
 	go func() { started <- s.Start(context.Background()) }()
 	eventually(t, long, "b and its grandchild", grandchildStarted(s, b))
@@ -271,12 +285,7 @@ func TestStopDuringStartAbortsIt(t *testing.T) {
 	if err := <-started; err == nil || !strings.Contains(err.Error(), "b: stopped before it was ready") {
 		t.Errorf("Start: %v, want b stopped before it was ready", err)
 	}
-	if left := marked(mark); len(left) > 0 {
-		t.Errorf("processes left after Stop: %v", left)
-	}
-	if _, err := os.Stat(c.logPath()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("c was started: %v", err)
-	}
+	x.checkAborted(t)
 }
 
 func TestNotReadyInTimeFailsStartAndStopsAll(t *testing.T) {
