@@ -31,7 +31,7 @@ func runtimeStartCommand(stdout, stderr io.Writer) *cobra.Command {
 	var foreground bool
 	cmd := &cobra.Command{
 		Use:   "start --config node.yaml",
-		Short: "Start the node runtime as a daemon (or in the foreground)",
+		Short: "Start the node runtime: a systemd unit under systemd, else a daemon (or in the foreground)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			n, err := node.LoadNode(path)
@@ -42,11 +42,15 @@ func runtimeStartCommand(stdout, stderr io.Writer) *cobra.Command {
 				log := slog.New(slog.NewTextHandler(stderr, nil))
 				return node.Run(cmd.Context(), n, log)
 			}
+			if svc := runtimeService(); svc.Systemd() {
+				return startUnit(cmd.Context(), stdout, svc, path, n)
+			}
 			return daemonize(cmd.Context(), stdout, path, n)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "node config file (YAML)")
-	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground until SIGTERM instead of as a daemon")
+	cmd.Flags().BoolVar(&foreground, "foreground", false,
+		"run in the foreground until SIGTERM instead of as a daemon or systemd unit")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -68,7 +72,7 @@ func daemonize(ctx context.Context, stdout io.Writer, path string, n config.Node
 		return err
 	}
 	logFile := filepath.Join(d.LogDir, node.DaemonLogName)
-	pid, err := supervisor.Daemonize([]string{"runtime", "start", "--config", abs, "--foreground"}, logFile)
+	pid, err := supervisor.Daemonize(node.ForegroundArgs(abs), logFile)
 	if err != nil {
 		return err
 	}
@@ -78,6 +82,38 @@ func daemonize(ctx context.Context, stdout io.Writer, path string, n config.Node
 		return fmt.Errorf("%w (log: %s)", err, logFile)
 	}
 	fmt.Fprintf(stdout, "node runtime started (pid %d); log: %s\n", pid, logFile)
+	return nil
+}
+
+// runtimeService is the host's systemd; tests replace it.
+var runtimeService = node.HostService
+
+// unitStartTimeout is the unit's TimeoutStartSec.
+const unitStartTimeout = 15 * time.Minute
+
+// startUnit installs and starts the runtime's systemd unit, which runs
+// this binary in the foreground.
+func startUnit(ctx context.Context, stdout io.Writer, svc node.Service, path string, n config.Node) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("config path: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("node runtime: finding own binary: %w", err)
+	}
+	d, err := n.WithDefaults()
+	if err != nil {
+		return err
+	}
+	// systemctl start waits for READY=1, and keeps waiting while a failing
+	// runtime is restarted (systemd/systemd#33890): bound it.
+	ctx, cancel := context.WithTimeout(ctx, unitStartTimeout)
+	defer cancel()
+	if err := svc.Start(ctx, exe, abs, d.RunDir); err != nil {
+		return fmt.Errorf("%w (log: journalctl -u %s)", err, node.UnitName)
+	}
+	fmt.Fprintf(stdout, "node runtime started by systemd (%s); log: journalctl -u %s\n", node.UnitName, node.UnitName)
 	return nil
 }
 
@@ -95,7 +131,7 @@ func runtimeStopCommand(stdout io.Writer) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			err = node.Stop(ctx, dir)
+			err = runtimeService().StopRuntime(ctx, dir)
 			if errors.Is(err, node.ErrNotRunning) {
 				fmt.Fprintln(stdout, "node runtime is not running")
 				return nil

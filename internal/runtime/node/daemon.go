@@ -62,12 +62,15 @@ type ProcessStatus struct {
 type runOptions struct {
 	mountinfo      func() (io.ReadCloser, error)
 	statusInterval time.Duration
+	// notify tells systemd our state (sd_notify(3)) when it started us.
+	notify func(state string) error
 }
 
 func defaultRunOptions() runOptions {
 	return runOptions{
 		mountinfo:      func() (io.ReadCloser, error) { return os.Open("/proc/self/mountinfo") },
 		statusInterval: StatusInterval,
+		notify:         notifierFromEnv().notify,
 	}
 }
 
@@ -105,13 +108,26 @@ func run(ctx context.Context, n config.Node, log *slog.Logger, o runOptions) err
 	if err == nil {
 		pub.set(StateRunning)
 		log.Info("node runtime running")
+		sdNotify(o, "READY=1\nSTATUS=running", log)
 		<-ctx.Done()
 	}
 	pub.set(StateStopping)
+	sdNotify(o, "STOPPING=1", log)
 	log.Info("stopping the node runtime")
 	err = sup.Stop()
 	pub.stop(StateStopped, err)
 	return err
+}
+
+// sdNotify logs a failure only: under systemd it shows as a start timeout,
+// and the processes matter more than their report.
+func sdNotify(o runOptions, state string, log *slog.Logger) {
+	if o.notify == nil {
+		return
+	}
+	if err := o.notify(state); err != nil {
+		log.Warn("cannot notify systemd", "state", state, "err", err)
+	}
 }
 
 // resolve picks the snapshotter when the config leaves it to us and

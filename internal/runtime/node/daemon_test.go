@@ -126,11 +126,13 @@ func TestRunWorker(t *testing.T) {
 	n := worker(t)
 	n.BinDir = fakeBinDir(t, "containerd", "kube")
 	cg := t.TempDir()
+	notified := make(chan string, 10)
 	opts := runOptions{
 		mountinfo: func() (io.ReadCloser, error) {
 			return io.NopCloser(strings.NewReader(strings.ReplaceAll(v2Mountinfo, "/sys/fs/cgroup", cg))), nil
 		},
 		statusInterval: 20 * time.Millisecond,
+		notify:         func(state string) error { notified <- state; return nil },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, finished := make(chan error, 1), make(chan struct{})
@@ -177,6 +179,16 @@ func TestRunWorker(t *testing.T) {
 	st, err = ReadStatus(n.RunDir)
 	if !errors.Is(err, ErrNotRunning) || st.State != StateStopped {
 		t.Errorf("after stop: %+v, %v", st, err)
+	}
+	// systemd (Type=notify) hears of readiness once, after every probe
+	// passed, then of the stop.
+	close(notified)
+	var states []string
+	for s := range notified {
+		states = append(states, s)
+	}
+	if len(states) != 2 || states[0] != "READY=1\nSTATUS=running" || states[1] != "STOPPING=1" {
+		t.Errorf("sd_notify states %q", states)
 	}
 	for _, p := range st.Processes {
 		if p.State != "stopped" || p.PID != 0 {
