@@ -41,6 +41,12 @@ type Options struct {
 	// are dropped and counted (EgressDrops). Without it hosts have no route
 	// out and connects outside the subnet fail at once.
 	DefaultRoute bool
+	// Routed are networks inside the hosts (a cluster's pod network) that
+	// hosts route to each other through the bridge, with a host's own
+	// address as the next hop. Frames to them that the bridge switches
+	// between hosts pass; anything sent to them through the real machine
+	// is dropped and counted like any other egress.
+	Routed []string
 }
 
 // Network is a bridge with its hosts.
@@ -76,6 +82,15 @@ func (o *Options) normalize() (netip.Prefix, error) {
 	}
 	if !p.Addr().Is4() || p.Bits() > 24 || p.Bits() < 8 {
 		return p, fmt.Errorf("subnet %s: want an IPv4 prefix between /8 and /24", p)
+	}
+	for _, r := range o.Routed {
+		rp, err := netip.ParsePrefix(r)
+		if err != nil || !rp.Addr().Is4() || rp != rp.Masked() {
+			return p, fmt.Errorf("routed network %q: want an IPv4 network prefix", r)
+		}
+		if rp.Overlaps(p) {
+			return p, fmt.Errorf("routed network %s overlaps the subnet %s", rp, p)
+		}
 	}
 	return p.Masked(), nil
 }
@@ -195,6 +210,12 @@ func (n *Network) addRules(ctx context.Context) error {
 	br, p := n.bridge(), n.opts.Prefix
 	if err := addRule(ctx, p, "filter", "FORWARD", true, "-i", br, "-o", br, "-j", "ACCEPT"); err != nil {
 		return err
+	}
+	for _, r := range n.opts.Routed {
+		if err := addRule(ctx, p, "raw", "PREROUTING", false, "-i", br, "-d", r,
+			"-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"); err != nil {
+			return err
+		}
 	}
 	return addRule(ctx, p, "raw", "PREROUTING", false, "-i", br, "!", "-d", n.subnet.String(), "-j", "DROP")
 }

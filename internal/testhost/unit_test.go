@@ -30,6 +30,10 @@ func TestOptionsNormalize(t *testing.T) {
 		{"too small", Options{Prefix: "gt", Subnet: "10.0.0.0/25"}, "", "between"},
 		{"ipv6", Options{Prefix: "gt", Subnet: "fd00::/64"}, "", "IPv4"},
 		{"garbage", Options{Prefix: "gt", Subnet: "ten"}, "", "subnet"},
+		{"routed", Options{Prefix: "gt", Routed: []string{"10.244.0.0/16"}}, DefaultSubnet, ""},
+		{"routed host bits", Options{Prefix: "gt", Routed: []string{"10.244.0.1/16"}}, "", "routed"},
+		{"routed overlaps", Options{Prefix: "gt", Subnet: "10.9.0.0/16", Routed: []string{"10.9.8.0/24"}}, "", "overlaps"},
+		{"routed garbage", Options{Prefix: "gt", Routed: []string{"pods"}}, "", "routed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

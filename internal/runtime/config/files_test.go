@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,31 +146,6 @@ func TestKubeconfigs(t *testing.T) {
 		if _, err := Kubeconfigs(tc.node, nil, certs); err == nil {
 			t.Error("Kubeconfigs without a CA succeeded")
 		}
-	}
-}
-
-func TestRoutes(t *testing.T) {
-	a, b, c := testMaster(), testWorker(), testWorker()
-	c.IP, c.NodePodCIDR = net.IPv4(192, 0, 2, 21), "10.244.4.0/24"
-	routes, err := Routes(b, []Node{a, b, c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range routes {
-		got = append(got, r.String())
-	}
-	want := "10.244.1.0/24 via 192.0.2.10,10.244.4.0/24 via 192.0.2.21"
-	if strings.Join(got, ",") != want {
-		t.Errorf("routes %v, want %s", got, want)
-	}
-	c.NodePodCIDR = "10.244.3.128/25"
-	if _, err := Routes(a, []Node{a, b, c}); err == nil {
-		t.Error("overlapping node pod CIDRs accepted")
-	}
-	c.NodePodCIDR = "nope"
-	if _, err := Routes(a, []Node{a, c}); err == nil {
-		t.Error("bad node pod CIDR accepted")
 	}
 }
 

@@ -18,7 +18,7 @@ const (
 // CNIConfig is the pod network of node n: a bridge with host-local
 // addresses from NodePodCIDR, the bridge as the pods' gateway, no
 // masquerading (nothing may leave the cluster, and pod-to-pod traffic keeps
-// its addresses), and the routes to other nodes' pod CIDRs from Routes.
+// its addresses); the pod network agent (podnet) routes to other nodes' pods.
 // There is no loopback entry: containerd brings up lo in every sandbox
 // with the loopback plugin from the bin dir on its own.
 func CNIConfig(n Node) ([]byte, error) {
@@ -62,39 +62,3 @@ func CNIConfig(n Node) ([]byte, error) {
 
 // CNIConfPath is the conflist's path.
 func (p Paths) CNIConfPath() string { return filepath.Join(p.CNIConf, CNIConfFile) }
-
-// Route is one route the node agent programs: pods of another node are
-// reached through that node.
-type Route struct {
-	Dst *net.IPNet
-	Via net.IP
-}
-
-func (r Route) String() string { return r.Dst.String() + " via " + r.Via.String() }
-
-// Routes are the routes self needs to every other node's pods, in the order
-// of nodes. It fails when two nodes claim overlapping pod CIDRs.
-func Routes(self Node, nodes []Node) ([]Route, error) {
-	var out []Route
-	var seen []*net.IPNet
-	for _, n := range nodes {
-		_, dst, err := net.ParseCIDR(n.NodePodCIDR)
-		if err != nil {
-			return nil, fmt.Errorf("routes: node %s: NodePodCIDR: %w", n.Name, err)
-		}
-		if n.IP == nil || n.IP.To4() == nil {
-			return nil, fmt.Errorf("routes: node %s: no IPv4 address", n.Name)
-		}
-		for _, s := range seen {
-			if overlaps(s, dst) {
-				return nil, fmt.Errorf("routes: node %s: pod CIDR %s overlaps %s", n.Name, dst, s)
-			}
-		}
-		seen = append(seen, dst)
-		if n.IP.Equal(self.IP) {
-			continue
-		}
-		out = append(out, Route{Dst: dst, Via: n.IP.To4()})
-	}
-	return out, nil
-}

@@ -151,10 +151,10 @@ func TestRunWorker(t *testing.T) {
 		}
 	})
 	st := waitState(t, n.RunDir, StateRunning, done)
-	if len(st.Processes) != 3 {
+	if len(st.Processes) != 4 {
 		t.Fatalf("status %+v", st)
 	}
-	for i, want := range []string{Containerd, Kubelet, KubeProxy} {
+	for i, want := range []string{Containerd, Kubelet, KubeProxy, PodNetwork} {
 		p := st.Processes[i]
 		if p.Name != want || p.State != "ready" || p.PID == 0 {
 			t.Errorf("process %d: %+v, want %s ready", i, p, want)

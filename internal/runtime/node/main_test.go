@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -35,7 +36,26 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "kubelet-exec:", err)
 		os.Exit(1)
 	}
+	// As the gravity binary, it plays the pod network agent: healthy at once.
+	if len(os.Args) > 2 && os.Args[1] == "runtime" && os.Args[2] == PodNetworkCommand {
+		os.Exit(fakePodNetwork(os.Args[3:]))
+	}
 	os.Exit(m.Run())
+}
+
+// fakePodNetwork answers /healthz on --health-addr.
+func fakePodNetwork(args []string) int {
+	i := slices.Index(args, "--health-addr")
+	if i < 0 || i+1 >= len(args) {
+		fmt.Fprintln(os.Stderr, "fake pod-network: no --health-addr")
+		return 2
+	}
+	ln, err := net.Listen("tcp", args[i+1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake pod-network:", err)
+		return 1
+	}
+	return serve(ln)
 }
 
 // fakeContainerd serves its config's gRPC socket: `containerd --config F`.

@@ -30,6 +30,7 @@ func TestProbes(t *testing.T) {
 		Containerd:        {URL: "unix://" + p.ContainerdSocket},
 		Kubelet:           {URL: "http://127.0.0.1:10248/healthz"},
 		KubeProxy:         {URL: "http://127.0.0.1:10256/healthz"},
+		PodNetwork:        {URL: "http://127.0.0.1:10263/healthz"},
 		Registry:          with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
 	}
 	got, err := Probes(m)
@@ -48,7 +49,7 @@ func TestProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w) != 3 || w[Kubelet] != want[Kubelet] {
+	if len(w) != 4 || w[Kubelet] != want[Kubelet] {
 		t.Errorf("worker probes %+v", w)
 	}
 }

@@ -23,8 +23,13 @@ const (
 	Containerd        = "containerd"
 	Kubelet           = "kubelet"
 	KubeProxy         = "kube-proxy"
+	PodNetwork        = "pod-network"
 	Registry          = "registry"
 )
+
+// PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
+// the pod network agent (podnet.Agent).
+const PodNetworkCommand = "pod-network"
 
 // Ports the components listen on besides config's service ports.
 const (
@@ -32,6 +37,7 @@ const (
 	KubeletHealthzPort    = 10248
 	KubeProxyHealthzPort  = 10256
 	KubeProxyMetricsPort  = 10249
+	PodNetworkHealthzPort = 10263
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
 )
@@ -40,6 +46,9 @@ const (
 	// kubeBinary is the multicall binary of the Kubernetes components; it
 	// runs the component named by its first argument.
 	kubeBinary = "kube"
+	// gravityBinary stands for the running gravity binary, whose hidden
+	// `runtime` subcommands are components too.
+	gravityBinary = "gravity"
 	systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	loopback   = "127.0.0.1"
 	// The API server can take a while on a slow disk: it waits for etcd
@@ -73,6 +82,9 @@ var components = []component{
 	{Containerd, false, "containerd", containerdArgs, containerdProbe, nil},
 	{Kubelet, false, kubeBinary, config.KubeletArgs, httpProbe(KubeletHealthzPort), []int{KubeletPort, KubeletHealthzPort}},
 	{KubeProxy, false, kubeBinary, config.KubeProxyArgs, httpProbe(KubeProxyHealthzPort), []int{KubeProxyHealthzPort, KubeProxyMetricsPort}},
+	// The pod network agent needs the node registered, which kubelet does
+	// soon after it is ready; pods on other nodes are unreachable until it is.
+	{PodNetwork, false, gravityBinary, podNetworkArgs, httpProbe(PodNetworkHealthzPort), []int{PodNetworkHealthzPort}},
 	{Registry, true, "registry", config.RegistryArgs, registryProbe, []int{config.RegistryPort}},
 }
 
@@ -94,15 +106,21 @@ func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
-		if c.bin == kubeBinary {
+		path := p.Bin(c.bin)
+		switch c.bin {
+		case kubeBinary:
 			args = append([]string{c.name}, args...)
+		case gravityBinary:
+			if path, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("%s: finding the gravity binary: %w", c.name, err)
+			}
 		}
 		ready, err := c.probe(n).Func(tls)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
 		proc := supervisor.Process{
-			Name: c.name, Path: p.Bin(c.bin), Args: args, LogDir: n.LogDir, Ready: ready, Ports: c.ports,
+			Name: c.name, Path: path, Args: args, LogDir: n.LogDir, Ready: ready, Ports: c.ports,
 			Env: processEnv(n),
 		}
 		if c.name == APIServer {
@@ -171,6 +189,13 @@ func EtcdClusterState(n config.Node) config.ClusterState {
 }
 
 func etcdArgs(n config.Node) ([]string, error) { return config.EtcdArgs(n, EtcdClusterState(n)) }
+
+func podNetworkArgs(n config.Node) ([]string, error) {
+	return []string{"runtime", PodNetworkCommand,
+		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubelet),
+		"--node", n.Name, "--pod-cidr", n.NodePodCIDR, "--cluster-cidr", n.PodCIDR,
+		"--health-addr", hostPort(loopback, PodNetworkHealthzPort)}, nil
+}
 
 func containerdArgs(n config.Node) ([]string, error) {
 	return []string{"--config", n.Paths().ContainerdConfig}, nil

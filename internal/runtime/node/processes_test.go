@@ -55,10 +55,17 @@ func TestProcesses(t *testing.T) {
 		return proc{"kubelet", self, append(wrap, direct.args...), direct.ports}
 	}
 	node := func(n config.Node) []proc {
+		d, err := n.WithDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return []proc{
 			{"containerd", "containerd", []string{"--config", n.Paths().ContainerdConfig}, nil},
 			kubelet(n),
 			kube(n, "kube-proxy", config.KubeProxyArgs, 10256, 10249),
+			{"pod-network", self, []string{"runtime", "pod-network", "--kubeconfig", n.Paths().Kubeconfig("kubelet"),
+				"--node", d.Name, "--pod-cidr", d.NodePodCIDR, "--cluster-cidr", d.PodCIDR,
+				"--health-addr", "127.0.0.1:10263"}, []int{10263}},
 		}
 	}
 	tests := []struct {

@@ -1,0 +1,63 @@
+package gravity
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/opengravity/gravity/internal/runtime/node"
+	"github.com/opengravity/gravity/internal/runtime/podnet"
+)
+
+// podNetworkCommand is the node's pod network agent, which the runtime
+// supervises (node.PodNetwork). Not for people.
+func podNetworkCommand() *cobra.Command {
+	var kubeconfig, nodeName, podCIDR, clusterCIDR, health string
+	cmd := &cobra.Command{
+		Use:    node.PodNetworkCommand,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			own, err1 := netip.ParsePrefix(podCIDR)
+			cluster, err2 := netip.ParsePrefix(clusterCIDR)
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("--pod-cidr %q, --cluster-cidr %q: want IPv4 networks", podCIDR, clusterCIDR)
+			}
+			rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("pod network agent: %w", err)
+			}
+			client, err := kubernetes.NewForConfig(rest)
+			if err != nil {
+				return fmt.Errorf("pod network agent: %w", err)
+			}
+			table, err := podnet.NewTable()
+			if err != nil {
+				return err
+			}
+			defer table.Close()
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			agent, err := podnet.NewAgent(podnet.Options{NodeName: nodeName, PodCIDR: own, ClusterCIDR: cluster,
+				HealthAddr: health, Log: log}, client, table)
+			if err != nil {
+				return err
+			}
+			return agent.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "credentials that may read nodes and patch this one (kubelet's)")
+	f.StringVar(&nodeName, "node", "", "this node's name")
+	f.StringVar(&podCIDR, "pod-cidr", "", "this node's pod subnet")
+	f.StringVar(&clusterCIDR, "cluster-cidr", "", "the cluster's pod network")
+	f.StringVar(&health, "health-addr", "", "loopback host:port for /healthz")
+	for _, name := range []string{"kubeconfig", "node", "pod-cidr", "cluster-cidr"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}

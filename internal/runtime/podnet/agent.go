@@ -1,0 +1,221 @@
+package podnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Options configure an Agent.
+type Options struct {
+	NodeName    string
+	PodCIDR     netip.Prefix // this node's pod subnet, announced on its Node
+	ClusterCIDR netip.Prefix // the whole pod network
+	// HealthAddr is a loopback host:port serving /healthz, which answers
+	// 200 once the routes match the nodes in the API. Empty: no endpoint.
+	HealthAddr string
+	// Resync is how often the routes are checked against the kernel even
+	// when no node changed (someone may have deleted one). Default 30 s.
+	Resync time.Duration
+	Log    *slog.Logger
+}
+
+// RouteTable is where the agent's routes live (Table, in the kernel).
+type RouteTable interface {
+	List() ([]Route, error)
+	Replace(Route) error
+	Delete(Route) error
+}
+
+// Agent keeps a node's routes to other nodes' pods in line with the API.
+type Agent struct {
+	o       Options
+	client  kubernetes.Interface
+	table   RouteTable
+	healthy atomic.Bool
+}
+
+// NewAgent checks o and makes an agent that uses client (with the
+// kubelet's credentials: they may read nodes and patch their own) and
+// table.
+func NewAgent(o Options, client kubernetes.Interface, table RouteTable) (*Agent, error) {
+	if o.NodeName == "" {
+		return nil, errors.New("pod network agent: no node name")
+	}
+	if !o.ClusterCIDR.IsValid() || !o.PodCIDR.IsValid() || o.PodCIDR.Bits() < o.ClusterCIDR.Bits() ||
+		!o.ClusterCIDR.Contains(o.PodCIDR.Addr()) {
+		return nil, fmt.Errorf("pod network agent: pod subnet %s is not inside the pod network %s", o.PodCIDR, o.ClusterCIDR)
+	}
+	if o.Resync <= 0 {
+		o.Resync = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Agent{o: o, client: client, table: table}, nil
+}
+
+// Run serves health, watches nodes and reconciles the routes until ctx
+// ends. Routes stay in place when it returns: pods keep talking while the
+// agent restarts.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.o.HealthAddr != "" {
+		stop, err := a.serveHealth()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	factory := informers.NewSharedInformerFactory(a.client, a.o.Resync)
+	nodes := factory.Core().V1().Nodes()
+	poke := make(chan struct{}, 1)
+	notify := func(any) {
+		select {
+		case poke <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: notify, DeleteFunc: notify, UpdateFunc: func(_, n any) { notify(n) },
+	}); err != nil {
+		return fmt.Errorf("pod network agent: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+		return ctx.Err()
+	}
+	return a.loop(ctx, nodes.Lister(), poke)
+}
+
+func (a *Agent) loop(ctx context.Context, nodes listersv1.NodeLister, poke <-chan struct{}) error {
+	tick := time.NewTicker(a.o.Resync)
+	defer tick.Stop()
+	for {
+		if err := a.Reconcile(ctx, nodes); err != nil {
+			a.healthy.Store(false)
+			a.o.Log.Warn("pod network: will retry", "err", err)
+		} else {
+			a.healthy.Store(true)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poke:
+		case <-tick.C:
+		}
+		// Let a burst of node updates (every kubelet heartbeat is one)
+		// settle into one pass.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Reconcile announces this node's subnet if its Node lacks it, then makes
+// the kernel's routes match the other nodes.
+func (a *Agent) Reconcile(ctx context.Context, nodes listersv1.NodeLister) error {
+	list, err := nodes.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	peers := make([]Peer, 0, len(list))
+	var self *corev1.Node
+	for _, n := range list {
+		if n.Name == a.o.NodeName {
+			self = n
+		}
+		peers = append(peers, PeerFromNode(n))
+	}
+	if err := a.announce(ctx, self); err != nil {
+		return err
+	}
+	want, skipped := Desired(Peer{Name: a.o.NodeName, PodCIDR: a.o.PodCIDR}, a.o.ClusterCIDR, peers)
+	for _, err := range skipped {
+		a.o.Log.Warn("pod network: node left out", "err", err)
+	}
+	return a.apply(want)
+}
+
+// announce patches this node's annotation when it differs; a node that has
+// not registered yet is not an error, kubelet is on its way.
+func (a *Agent) announce(ctx context.Context, self *corev1.Node) error {
+	if self == nil {
+		return fmt.Errorf("node %s is not registered yet", a.o.NodeName)
+	}
+	if self.Annotations[AnnotationPodCIDR] == a.o.PodCIDR.String() {
+		return nil
+	}
+	_, err := a.client.CoreV1().Nodes().Patch(ctx, a.o.NodeName, types.MergePatchType,
+		announcePatch(a.o.PodCIDR), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("node %s is not registered yet", a.o.NodeName)
+	}
+	if err != nil {
+		return fmt.Errorf("announce pod subnet %s: %w", a.o.PodCIDR, err)
+	}
+	a.o.Log.Info("pod network: announced", "node", a.o.NodeName, "subnet", a.o.PodCIDR)
+	return nil
+}
+
+func (a *Agent) apply(want []Route) error {
+	have, err := a.table.List()
+	if err != nil {
+		return err
+	}
+	replace, remove := Diff(have, want)
+	var errs []error
+	for _, r := range remove {
+		if err := a.table.Delete(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.o.Log.Info("pod network: route removed", "route", r.String())
+	}
+	for _, r := range replace {
+		if err := a.table.Replace(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.o.Log.Info("pod network: route set", "route", r.String())
+	}
+	return errors.Join(errs...)
+}
+
+// serveHealth answers /healthz on HealthAddr: 200 once the routes are in
+// place, 503 before and after a failed pass.
+func (a *Agent) serveHealth() (stop func(), err error) {
+	ln, err := net.Listen("tcp", a.o.HealthAddr)
+	if err != nil {
+		return nil, fmt.Errorf("pod network agent: health endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.healthy.Load() {
+			http.Error(w, "routes not in place yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
