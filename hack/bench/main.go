@@ -17,11 +17,40 @@ func main() {
 	stateDir := flag.String("state-dir", "", "tele state dir holding the example images")
 	app := flag.String("app", "examples/gravity101/v1/app.yaml", "app manifest to build")
 	runs := flag.Int("runs", 7, "timed runs after one warm-up")
+	base := flag.String("base", "", "base image to measure (default: base-images/*.tar beside tele)")
+	sizes := flag.Bool("sizes", false, "only measure the base image, listing every blob")
 	flag.Parse()
+	if err := measureBase(*tele, *base, *sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if *sizes {
+		return
+	}
 	if err := run(*tele, *stateDir, *app, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// measureBase prints the base image's size, the figure its goal is set in
+// (<= 150 MB compressed).
+func measureBase(tele, base string, verbose bool) error {
+	paths := []string{base}
+	if base == "" {
+		var err error
+		if paths, err = filepath.Glob(filepath.Join(filepath.Dir(tele), "base-images", "*.tar")); err != nil {
+			return err
+		}
+	}
+	for _, p := range paths {
+		sz, err := measure(p)
+		if err != nil {
+			return err
+		}
+		sz.print(os.Stdout, p, verbose)
+	}
+	return nil
 }
 
 func run(tele, stateDir, app string, runs int) error {

@@ -1,13 +1,15 @@
 package baseimage
 
 import (
-	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"runtime"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/store"
@@ -31,17 +33,17 @@ const (
 )
 
 // runtimeEntries stores the runtime package and system images in s and
-// returns them as cluster image entries.
+// returns them as cluster image entries. The package's layers are the very
+// blobs the hook tools image is made of, so each binary is shipped once.
 func runtimeEntries(ctx context.Context, s *store.Store, o BuildOptions, workDir string) ([]clusterimage.Entry, error) {
-	rt := o.Runtime
+	ls, err := buildLayers(o.Runtime, workDir)
+	if err != nil {
+		return nil, err
+	}
 	pkgRef := RuntimePackage + ":" + o.Version
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeBinTar(pw, rt.BinDir)) }()
 	meta := store.PackageMeta{Name: "runtime", Version: o.Version, Kind: "runtime",
 		Description: "Kubernetes " + o.Kubernetes + " runtime binaries"}
-	_, err := s.PutPackage(ctx, pkgRef, meta, pr)
-	pr.CloseWithError(err)
-	if err != nil {
+	if _, err := s.PutPackageLayers(ctx, pkgRef, meta, ls.pkg()); err != nil {
 		return nil, fmt.Errorf("runtime package: %w", err)
 	}
 	entries := []clusterimage.Entry{}
@@ -56,8 +58,8 @@ func runtimeEntries(ctx context.Context, s *store.Store, o BuildOptions, workDir
 	if err := add(pkgRef, clusterimage.KindPackage); err != nil {
 		return nil, err
 	}
-	for _, spec := range systemImages(o) {
-		img, err := BuildImage(spec, workDir)
+	for _, spec := range systemImages(o, ls) {
+		img, err := BuildImage(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -71,69 +73,136 @@ func runtimeEntries(ctx context.Context, s *store.Store, o BuildOptions, workDir
 	return entries, nil
 }
 
+// Layers of the base image, by name. The runtime package is kube + helm +
+// rest, unpacked in that order into one directory (bin/…).
+const (
+	layerKube    = "kube"    // bin/kube and its multicall links (kubelet → kube, …)
+	layerHelm    = "helm"    // bin/helm
+	layerRest    = "rest"    // every other runtime binary
+	layerCoreDNS = "coredns" // /coredns, the CoreDNS image's only layer
+	layerPause   = "pause"   // /pause
+	layerShell   = "shell"   // busybox and its applet links, for the hook tools
+	layerTools   = "tools"   // /usr/local/bin links to kubectl and helm
+)
+
+type layers map[string]v1.Layer
+
+func (ls layers) pkg() []v1.Layer { return []v1.Layer{ls[layerKube], ls[layerHelm], ls[layerRest]} }
+
 // systemImages are the images the cluster itself runs, all built here.
-func systemImages(o BuildOptions) []ImageSpec {
-	rt := o.Runtime
-	bin := func(name string) string { return filepath.Join(rt.BinDir, name) }
+func systemImages(o BuildOptions, ls layers) []ImageSpec {
+	return []ImageSpec{{
+		Ref:        ImagePause + ":" + o.Version,
+		Layers:     []v1.Layer{ls[layerPause]},
+		Entrypoint: []string{"/pause"},
+		User:       "65535:65535",
+	}, {
+		Ref:        ImageCoreDNS + ":" + o.Runtime.CoreDNS,
+		Layers:     []v1.Layer{ls[layerCoreDNS]},
+		Entrypoint: []string{"/coredns"},
+		User:       "65532:65532",
+	}, {
+		// Hooks get helm and kubectl from here; the shell makes it usable
+		// as a hook image of its own. The kube and helm layers are the
+		// runtime package's.
+		Ref:    ImageHookTools + ":" + o.Version,
+		Layers: []v1.Layer{ls[layerShell], ls[layerKube], ls[layerHelm], ls[layerTools]},
+		Env:    []string{"PATH=/usr/local/bin:/bin"},
+		Cmd:    []string{"/bin/sh"},
+	}}
+}
+
+// layerSpecs says what goes in which layer. CoreDNS is only in its image:
+// the node never runs it as a process, only as a pod.
+func layerSpecs(rt *Runtime) (map[string]LayerSpec, error) {
+	specs, err := binLayerSpecs(rt.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	specs[layerPause] = LayerSpec{Files: []ImageFile{{Path: "pause", Source: rt.Pause}}}
 	shell := map[string]string{}
 	for _, a := range []string{"sh", "cat", "ls", "cp", "mkdir", "rm", "sleep", "echo", "env", "grep", "sed", "tar", "wget", "nslookup"} {
 		shell["bin/"+a] = "busybox"
 	}
-	return []ImageSpec{{
-		Ref:        ImagePause + ":" + o.Version,
-		Files:      []ImageFile{{Path: "pause", Source: rt.Pause}},
-		Entrypoint: []string{"/pause"},
-		User:       "65535:65535",
-	}, {
-		Ref:        ImageCoreDNS + ":" + rt.CoreDNS,
-		Files:      []ImageFile{{Path: "coredns", Source: bin("coredns")}},
-		Entrypoint: []string{"/coredns"},
-		User:       "65532:65532",
-	}, {
-		// Hooks get helm and kubectl from here (mounted at /usr/local/bin);
-		// the shell makes it usable as a hook image of its own.
-		Ref: ImageHookTools + ":" + o.Version,
-		Files: []ImageFile{
-			{Path: "bin/busybox", Source: rt.Busybox},
-			{Path: "usr/local/bin/helm", Source: bin("helm")},
-			{Path: "usr/local/bin/kubectl", Source: bin("kube")},
-		},
-		Symlinks: shell,
-		Env:      []string{"PATH=/usr/local/bin:/bin"},
-		Cmd:      []string{"/bin/sh"},
+	specs[layerShell] = LayerSpec{Files: []ImageFile{{Path: "bin/busybox", Source: rt.Busybox}}, Symlinks: shell}
+	// Relative, so that they resolve wherever the image's root is mounted.
+	specs[layerTools] = LayerSpec{Symlinks: map[string]string{
+		"usr/local/bin/kubectl": "../../../bin/kube",
+		"usr/local/bin/helm":    "../../../bin/helm",
 	}}
+	return specs, nil
 }
 
-// writeBinTar packs every file of dir under bin/ with fixed metadata;
-// multicall links (kube-apiserver → kube) stay links.
-func writeBinTar(w io.Writer, dir string) error {
+// binLayerSpecs sorts the files of the runtime's bin directory into the
+// kube, helm, rest and coredns layers; a link goes with what it points to.
+func binLayerSpecs(dir string) (map[string]LayerSpec, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	tw := tar.NewWriter(w)
-	if err := tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: imageEpoch}); err != nil {
-		return err
+	specs := map[string]LayerSpec{}
+	for _, name := range []string{layerKube, layerHelm, layerRest, layerCoreDNS} {
+		specs[name] = LayerSpec{Symlinks: map[string]string{}}
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
-		if e.Type()&os.ModeSymlink != 0 {
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if err := tw.WriteHeader(&tar.Header{Name: "bin/" + e.Name(), Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777, ModTime: imageEpoch}); err != nil {
-				return err
-			}
-			continue
-		}
-		if !e.Type().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
-		}
-		if err := addImageFile(tw, ImageFile{Path: "bin/" + e.Name(), Source: p, Mode: 0o755}); err != nil {
-			return err
+			specs[binLayerOf(target)].Symlinks["bin/"+e.Name()] = target
+		case e.Type().IsRegular() && e.Name() == "coredns":
+			spec := specs[layerCoreDNS]
+			spec.Files = append(spec.Files, ImageFile{Path: "coredns", Source: p})
+			specs[layerCoreDNS] = spec
+		case e.Type().IsRegular():
+			spec := specs[binLayerOf(e.Name())]
+			spec.Files = append(spec.Files, ImageFile{Path: "bin/" + e.Name(), Source: p, Mode: 0o755})
+			specs[binLayerOf(e.Name())] = spec
+		default:
+			return nil, fmt.Errorf("%s: not a regular file", p)
 		}
 	}
-	return tw.Close()
+	return specs, nil
+}
+
+func binLayerOf(name string) string {
+	switch name {
+	case "kube", "helm":
+		return name
+	}
+	return layerRest
+}
+
+// buildLayers compresses every layer, two at a time on this
+// many-binaries-few-cores job, biggest first so the last one is short.
+func buildLayers(rt *Runtime, workDir string) (layers, error) {
+	specs, err := layerSpecs(rt)
+	if err != nil {
+		return nil, err
+	}
+	order := []string{layerKube, layerRest, layerCoreDNS, layerHelm, layerShell, layerPause, layerTools}
+	var mu sync.Mutex
+	out, errs := layers{}, make([]error, len(order))
+	sem := make(chan struct{}, max(1, min(2, runtime.GOMAXPROCS(0))))
+	var wg sync.WaitGroup
+	for i, name := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			l, err := BuildLayer(specs[name], workDir)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s layer: %w", name, err)
+				return
+			}
+			mu.Lock()
+			out[name] = l
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

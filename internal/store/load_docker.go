@@ -128,7 +128,7 @@ func checkDigestNamed(ti *tarIndex, file string) error {
 	return nil
 }
 
-// checkDiffID compares a layer (plain or gzipped tar) with the config's diff_id.
+// checkDiffID compares a layer (plain, gzip or zstd tar) with the config's diff_id.
 func checkDiffID(ti *tarIndex, file string, diffID v1.Hash) error {
 	f := ti.files[file]
 	if diffID.Algorithm == "sha256" && f.sha256 == diffID.Hex {
@@ -140,13 +140,14 @@ func checkDiffID(ti *tarIndex, file string, diffID v1.Hash) error {
 	}
 	defer rc.Close()
 	br := bufio.NewReader(rc)
-	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
-		return fmt.Errorf("layer %s: %w: content hashes to sha256:%s, config says %s", file, ErrDigestMismatch, f.sha256, diffID)
-	}
-	zr, err := gzip.NewReader(br)
+	zr, err := decompressor(br)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", file, err)
 	}
+	if zr == nil {
+		return fmt.Errorf("layer %s: %w: content hashes to sha256:%s, config says %s", file, ErrDigestMismatch, f.sha256, diffID)
+	}
+	defer zr.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, zr); err != nil {
 		return fmt.Errorf("layer %s: %w", file, err)
@@ -155,4 +156,17 @@ func checkDiffID(ti *tarIndex, file string, diffID v1.Hash) error {
 		return fmt.Errorf("layer %s: %w: uncompressed content hashes to sha256:%s, config says %s", file, ErrDigestMismatch, got, diffID)
 	}
 	return nil
+}
+
+// decompressor returns a reader of br's decompressed content, or nil if br
+// is neither gzip nor zstd.
+func decompressor(br *bufio.Reader) (io.ReadCloser, error) {
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return gzip.NewReader(br)
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return newZstdReader(br)
+	}
+	return nil, nil
 }

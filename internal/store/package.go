@@ -12,15 +12,20 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Media types of a gravity package: an ordinary OCI image manifest with an
-// artifactType, a JSON config and one gzipped tar layer, so generic OCI code
-// that copies manifest + config + layers copies packages too.
+// artifactType, a JSON config and one or more compressed tar layers (applied
+// in order), so generic OCI code that copies manifest + config + layers
+// copies packages too.
 const (
 	PackageArtifactType    = "application/vnd.gravity.package.v1"
 	PackageConfigMediaType = "application/vnd.gravity.package.config.v1+json"
 	PackageLayerMediaType  = "application/vnd.gravity.package.layer.v1.tar+gzip"
+	// PackageLayerZstdMediaType: the base image's runtime package, whose
+	// layers are the very blobs its system images use.
+	PackageLayerZstdMediaType = "application/vnd.gravity.package.layer.v1.tar+zstd"
 )
 
 // PackageMeta describes a gravity package; it is the package's config blob.
@@ -43,6 +48,72 @@ func (s *Store) PutPackage(ctx context.Context, ref string, meta PackageMeta, co
 	if err != nil {
 		return Entry{}, fmt.Errorf("package %s: %w", ref, err)
 	}
+	return s.putPackageManifest(ctx, ref, meta, []v1.Descriptor{layer})
+}
+
+// PutPackageLayers stores a package made of ready layers (gzip or zstd),
+// applied in order when extracted. Taking v1.Layer lets a package share its
+// layer blobs with container images: a blob is stored, and shipped in a
+// cluster image, once however many manifests name it.
+func (s *Store) PutPackageLayers(ctx context.Context, ref string, meta PackageMeta, layers []v1.Layer) (Entry, error) {
+	if ref == "" {
+		return Entry{}, fmt.Errorf("put package: empty reference")
+	}
+	if len(layers) == 0 {
+		return Entry{}, fmt.Errorf("package %s: no layers", ref)
+	}
+	descs := make([]v1.Descriptor, len(layers))
+	for i, l := range layers {
+		d, err := s.putPackageLayer(ctx, l)
+		if err != nil {
+			return Entry{}, fmt.Errorf("package %s layer %d: %w", ref, i, err)
+		}
+		descs[i] = d
+	}
+	return s.putPackageManifest(ctx, ref, meta, descs)
+}
+
+func (s *Store) putPackageLayer(ctx context.Context, l v1.Layer) (v1.Descriptor, error) {
+	mt, err := l.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	pmt, err := packageLayerType(mt)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	h, err := l.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer rc.Close()
+	if err := s.WriteBlob(ctx, h, size, rc); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{MediaType: pmt, Size: size, Digest: h}, nil
+}
+
+// packageLayerType maps an image layer's media type to the package layer
+// type with the same compression.
+func packageLayerType(mt types.MediaType) (types.MediaType, error) {
+	switch mt {
+	case types.OCILayerZStd, PackageLayerZstdMediaType:
+		return PackageLayerZstdMediaType, nil
+	case types.OCILayer, types.DockerLayer, PackageLayerMediaType:
+		return PackageLayerMediaType, nil
+	}
+	return "", fmt.Errorf("unsupported layer media type %q (want a gzip or zstd tar)", mt)
+}
+
+func (s *Store) putPackageManifest(ctx context.Context, ref string, meta PackageMeta, layers []v1.Descriptor) (Entry, error) {
 	cfgRaw, err := json.Marshal(meta)
 	if err != nil {
 		return Entry{}, fmt.Errorf("package %s: %w", ref, err)
@@ -56,7 +127,7 @@ func (s *Store) PutPackage(ctx context.Context, ref string, meta PackageMeta, co
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  PackageArtifactType,
 		Config:        cfg,
-		Layers:        []v1.Descriptor{layer},
+		Layers:        layers,
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
@@ -111,9 +182,28 @@ func (s *Store) writePackageLayer(ctx context.Context, content io.Reader) (v1.De
 	return v1.Descriptor{MediaType: PackageLayerMediaType, Size: n, Digest: h}, nil
 }
 
-// Package returns a package's metadata, its entry and its content as an
-// uncompressed tar stream, which the caller must close.
+// Package returns a single-layer package's metadata, its entry and its
+// content as an uncompressed tar stream, which the caller must close. A
+// package of several layers is read with ExtractPackage: its layers only
+// make sense applied in order.
 func (s *Store) Package(ref string) (PackageMeta, Entry, io.ReadCloser, error) {
+	meta, e, layers, err := s.PackageLayers(ref)
+	if err != nil {
+		return PackageMeta{}, Entry{}, nil, err
+	}
+	if len(layers) != 1 {
+		return PackageMeta{}, Entry{}, nil, fmt.Errorf("package %s has %d layers: extract it (ExtractPackage)", ref, len(layers))
+	}
+	rc, err := s.openLayer(layers[0])
+	if err != nil {
+		return PackageMeta{}, Entry{}, nil, fmt.Errorf("package %s: %w", ref, err)
+	}
+	return meta, e, rc, nil
+}
+
+// PackageLayers returns a package's metadata, its entry and its layer
+// descriptors, in the order they apply.
+func (s *Store) PackageLayers(ref string) (PackageMeta, Entry, []v1.Descriptor, error) {
 	top, _, err := s.find(ref)
 	if err != nil {
 		return PackageMeta{}, Entry{}, nil, err
@@ -125,54 +215,82 @@ func (s *Store) Package(ref string) (PackageMeta, Entry, io.ReadCloser, error) {
 	if err != nil {
 		return PackageMeta{}, Entry{}, nil, err
 	}
-	meta, layer, err := s.packageParts(top)
+	meta, layers, err := s.packageParts(top)
 	if err != nil {
 		return PackageMeta{}, Entry{}, nil, fmt.Errorf("package %s: %w", ref, err)
 	}
-	rc, _, err := s.Blob(layer.Digest)
-	if err != nil {
-		return PackageMeta{}, Entry{}, nil, fmt.Errorf("package %s: %w", ref, err)
-	}
-	zr, err := gzip.NewReader(rc)
-	if err != nil {
-		rc.Close()
-		return PackageMeta{}, Entry{}, nil, fmt.Errorf("package %s content: %w", ref, err)
-	}
-	return meta, e, gzipReadCloser{zr, rc}, nil
+	return meta, e, layers, nil
 }
 
-func (s *Store) packageParts(d v1.Descriptor) (PackageMeta, v1.Descriptor, error) {
+func (s *Store) packageParts(d v1.Descriptor) (PackageMeta, []v1.Descriptor, error) {
 	raw, err := s.readSmallBlob(d.Digest)
 	if err != nil {
-		return PackageMeta{}, v1.Descriptor{}, err
+		return PackageMeta{}, nil, err
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return PackageMeta{}, v1.Descriptor{}, fmt.Errorf("parse manifest: %w", err)
+		return PackageMeta{}, nil, fmt.Errorf("parse manifest: %w", err)
 	}
-	if len(m.Layers) != 1 || m.Config.MediaType != PackageConfigMediaType {
-		return PackageMeta{}, v1.Descriptor{}, fmt.Errorf("manifest %s is not a gravity package", d.Digest)
+	if len(m.Layers) == 0 || m.Config.MediaType != PackageConfigMediaType {
+		return PackageMeta{}, nil, fmt.Errorf("manifest %s is not a gravity package", d.Digest)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != PackageLayerMediaType && l.MediaType != PackageLayerZstdMediaType {
+			return PackageMeta{}, nil, fmt.Errorf("manifest %s: layer %s has unsupported media type %q", d.Digest, l.Digest, l.MediaType)
+		}
 	}
 	cfg, err := s.readSmallBlob(m.Config.Digest)
 	if err != nil {
-		return PackageMeta{}, v1.Descriptor{}, err
+		return PackageMeta{}, nil, err
 	}
 	var meta PackageMeta
 	if err := json.Unmarshal(cfg, &meta); err != nil {
-		return PackageMeta{}, v1.Descriptor{}, fmt.Errorf("parse package config: %w", err)
+		return PackageMeta{}, nil, fmt.Errorf("parse package config: %w", err)
 	}
-	return meta, m.Layers[0], nil
+	return meta, m.Layers, nil
 }
 
-type gzipReadCloser struct {
-	*gzip.Reader
+// openLayer returns a package layer's uncompressed tar stream.
+func (s *Store) openLayer(d v1.Descriptor) (io.ReadCloser, error) {
+	rc, _, err := s.Blob(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	var zr io.ReadCloser
+	if d.MediaType == PackageLayerZstdMediaType {
+		zr, err = newZstdReader(rc)
+	} else {
+		zr, err = gzip.NewReader(rc)
+	}
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	return decompressed{zr, rc}, nil
+}
+
+// decompressed closes the decompressor and the blob file under it.
+type decompressed struct {
+	io.ReadCloser
 	file io.Closer
 }
 
-func (g gzipReadCloser) Close() error {
-	zerr := g.Reader.Close()
-	if err := g.file.Close(); err != nil {
+func (d decompressed) Close() error {
+	zerr := d.ReadCloser.Close()
+	if err := d.file.Close(); err != nil {
 		return err
 	}
 	return zerr
+}
+
+// newZstdReader decodes a layer on the calling goroutine: extraction is
+// bound by the disk, not the decoder. The window limit admits what the base
+// image writes (128 MiB, zstd's own default limit) and bounds the memory a
+// hostile blob can make the decoder allocate.
+func newZstdReader(r io.Reader) (io.ReadCloser, error) {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<28))
+	if err != nil {
+		return nil, err
+	}
+	return zr.IOReadCloser(), nil
 }

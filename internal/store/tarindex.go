@@ -101,10 +101,8 @@ func (ti *tarIndex) add(hdr *tar.Header, tr *tar.Reader, cr *countingReader) err
 }
 
 func (ti *tarIndex) addFile(name string, hdr *tar.Header, tr *tar.Reader, cr *countingReader) error {
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return fmt.Errorf("archive entry %q is a sparse file", hdr.Name)
-		}
+	if isSparse(hdr) {
+		return fmt.Errorf("archive entry %q is a sparse file", hdr.Name)
 	}
 	offset := cr.n
 	h := sha256.New()
@@ -119,18 +117,41 @@ func (ti *tarIndex) addFile(name string, hdr *tar.Header, tr *tar.Reader, cr *co
 	return nil
 }
 
+// isSparse: archive/tar expands a sparse file's holes, so a few bytes of
+// archive can claim terabytes of zeros.
+func isSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return hdr.Typeflag == tar.TypeGNUSparse
+}
+
 // addLink records a link whose target stays inside the archive; base is
 // the directory a relative target is resolved against.
 func (ti *tarIndex) addLink(name, target, base string) error {
-	if target == "" || path.IsAbs(target) || strings.Contains(target, `\`) {
-		return fmt.Errorf("archive link %q points outside the archive (%q)", name, target)
-	}
-	joined := path.Join(base, target)
-	if joined == ".." || strings.HasPrefix(joined, "../") || joined == "." {
-		return fmt.Errorf("archive link %q points outside the archive (%q)", name, target)
+	joined, err := linkTarget(target, base)
+	if err != nil {
+		return fmt.Errorf("archive link %q: %w", name, err)
 	}
 	ti.links[name] = joined
 	return nil
+}
+
+// linkTarget resolves a link's target against base (the directory it is
+// resolved from) and refuses targets that are absolute or climb out of the
+// archive. A link to the archive's root is refused too: no archive needs
+// one, and it is the first step of most link-chain escapes.
+func linkTarget(target, base string) (string, error) {
+	if target == "" || path.IsAbs(target) || strings.ContainsAny(target, "\x00\\") {
+		return "", fmt.Errorf("points outside the archive (%q)", target)
+	}
+	joined := path.Join(base, target)
+	if joined == ".." || strings.HasPrefix(joined, "../") || joined == "." {
+		return "", fmt.Errorf("points outside the archive (%q)", target)
+	}
+	return joined, nil
 }
 
 // resolveLinks turns links into aliases of the regular files they point to;
