@@ -12,6 +12,9 @@ type Entry struct {
 	Point  string
 	FSType string
 	Source string
+	// Shared is set when the mount is in a shared peer group: mounts made
+	// below it in one mount namespace appear in the others of the group.
+	Shared bool
 }
 
 // Parse parses proc(5)'s mountinfo format: six or more fields, an
@@ -51,7 +54,11 @@ func parseLine(line string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return Entry{Point: point, FSType: f[sep+1], Source: src}, nil
+	shared := false
+	for _, opt := range f[6:sep] {
+		shared = shared || strings.HasPrefix(opt, "shared:")
+	}
+	return Entry{Point: point, FSType: f[sep+1], Source: src, Shared: shared}, nil
 }
 
 // Unescape undoes the kernel's octal escaping of space, tab, newline

@@ -19,9 +19,9 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Entry{
-		{"/proc", "proc", "proc"}, {"/", "ext4", "/dev/vda"},
-		{"/sys/fs/cgroup/unified", "cgroup2", "cgroup2"}, {"/run/netns/gt-h1", "nsfs", "nsfs"},
-		{"/mnt/with space", "tmpfs", `my\src`},
+		{"/proc", "proc", "proc", false}, {"/", "ext4", "/dev/vda", false},
+		{"/sys/fs/cgroup/unified", "cgroup2", "cgroup2", true}, {"/run/netns/gt-h1", "nsfs", "nsfs", true},
+		{"/mnt/with space", "tmpfs", `my\src`, false},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -211,9 +211,14 @@ func (n *Network) addRules(ctx context.Context) error {
 	if err := addRule(ctx, p, "filter", "FORWARD", true, "-i", br, "-o", br, "-j", "ACCEPT"); err != nil {
 		return err
 	}
+	// Routed networks pass the raw table (whether the bridge will switch
+	// a frame is not known yet there); what the bridge does not switch
+	// between hosts is routed by the real machine, and dropped in FORWARD.
 	for _, r := range n.opts.Routed {
-		if err := addRule(ctx, p, "raw", "PREROUTING", false, "-i", br, "-d", r,
-			"-m", "physdev", "--physdev-is-bridged", "-j", "ACCEPT"); err != nil {
+		if err := addRule(ctx, p, "raw", "PREROUTING", false, "-i", br, "-d", r, "-j", "ACCEPT"); err != nil {
+			return err
+		}
+		if err := addRule(ctx, p, "filter", "FORWARD", false, "-i", br, "-d", r, "-j", "DROP"); err != nil {
 			return err
 		}
 	}
@@ -221,18 +226,25 @@ func (n *Network) addRules(ctx context.Context) error {
 }
 
 // EgressDrops is how many packets hosts sent toward addresses outside the
-// subnet (dropped at the bridge).
+// subnet (dropped at the bridge), routed networks included when they were
+// sent to the real machine rather than to a host.
 func (n *Network) EgressDrops(ctx context.Context) (int64, error) {
 	rules, err := rulesTagged(ctx, n.opts.Prefix)
 	if err != nil {
 		return 0, err
 	}
+	var drops int64
+	found := false
 	for _, r := range rules {
-		if r.Table == "raw" && r.Chain == "PREROUTING" && strings.Contains(strings.Join(r.Args, " "), "-j DROP") {
-			return r.Packets, nil
+		if strings.Contains(strings.Join(r.Args, " "), "-j DROP") {
+			drops += r.Packets
+			found = found || r.Table == "raw"
 		}
 	}
-	return 0, fmt.Errorf("egress rule of %s is missing", n.opts.Prefix)
+	if !found {
+		return 0, fmt.Errorf("egress rule of %s is missing", n.opts.Prefix)
+	}
+	return drops, nil
 }
 
 // Prefix is the name prefix of every object of the network.

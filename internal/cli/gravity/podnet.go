@@ -17,7 +17,7 @@ import (
 // podNetworkCommand is the node's pod network agent, which the runtime
 // supervises (node.PodNetwork). Not for people.
 func podNetworkCommand() *cobra.Command {
-	var kubeconfig, nodeName, podCIDR, clusterCIDR, health string
+	var kubeconfig, nodeKubeconfig, nodeName, podCIDR, clusterCIDR, health string
 	cmd := &cobra.Command{
 		Use:    node.PodNetworkCommand,
 		Hidden: true,
@@ -28,13 +28,13 @@ func podNetworkCommand() *cobra.Command {
 			if err1 != nil || err2 != nil {
 				return fmt.Errorf("--pod-cidr %q, --cluster-cidr %q: want IPv4 networks", podCIDR, clusterCIDR)
 			}
-			rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			reader, err := clientFrom(kubeconfig)
 			if err != nil {
-				return fmt.Errorf("pod network agent: %w", err)
+				return err
 			}
-			client, err := kubernetes.NewForConfig(rest)
+			self, err := clientFrom(nodeKubeconfig)
 			if err != nil {
-				return fmt.Errorf("pod network agent: %w", err)
+				return err
 			}
 			table, err := podnet.NewTable()
 			if err != nil {
@@ -43,7 +43,7 @@ func podNetworkCommand() *cobra.Command {
 			defer table.Close()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			agent, err := podnet.NewAgent(podnet.Options{NodeName: nodeName, PodCIDR: own, ClusterCIDR: cluster,
-				HealthAddr: health, Log: log}, client, table)
+				HealthAddr: health, Log: log}, podnet.Clients{Reader: reader, Node: self}, table)
 			if err != nil {
 				return err
 			}
@@ -51,13 +51,26 @@ func podNetworkCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "credentials that may read nodes and patch this one (kubelet's)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "credentials that may list and watch nodes (kube-proxy's)")
+	f.StringVar(&nodeKubeconfig, "node-kubeconfig", "", "credentials that may patch this node (kubelet's)")
 	f.StringVar(&nodeName, "node", "", "this node's name")
 	f.StringVar(&podCIDR, "pod-cidr", "", "this node's pod subnet")
 	f.StringVar(&clusterCIDR, "cluster-cidr", "", "the cluster's pod network")
 	f.StringVar(&health, "health-addr", "", "loopback host:port for /healthz")
-	for _, name := range []string{"kubeconfig", "node", "pod-cidr", "cluster-cidr"} {
+	for _, name := range []string{"kubeconfig", "node-kubeconfig", "node", "pod-cidr", "cluster-cidr"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+func clientFrom(kubeconfig string) (kubernetes.Interface, error) {
+	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("pod network agent: %w", err)
+	}
+	c, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, fmt.Errorf("pod network agent: %w", err)
+	}
+	return c, nil
 }

@@ -151,7 +151,13 @@ func TestCorefileForward(t *testing.T) {
 			if tc.want != "" && !strings.Contains(text, tc.want) {
 				t.Fatalf("no %q in:\n%s", tc.want, text)
 			}
-			for _, want := range []string{"errors", "health", "ready", "cache 30", "loop", "reload",
+			if tc.want == "" && !strings.Contains(text, "rcode NXDOMAIN") {
+				t.Errorf("names outside the cluster are not refused:\n%s", text)
+			}
+			if (tc.want != "") != strings.Contains(text, "loop") {
+				t.Errorf("loop detection without a forward, or a forward without it:\n%s", text)
+			}
+			for _, want := range []string{"errors", "health", "ready", "cache 30", "reload",
 				"kubernetes cluster.local", "192.0.2.10 registry.local", "192.0.2.11 registry.local"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("no %q in Corefile", want)

@@ -52,28 +52,43 @@ func RegistryArgs(n Node) ([]string, error) {
 	return []string{"serve", n.Paths().RegistryConfig}, nil
 }
 
-// Corefile is CoreDNS's configuration (the data of its ConfigMap): the
-// cluster zone from the API, registry.local as every master, and a forward
-// to DNSUpstreams only when there are any. No prometheus listener: it would
-// serve metrics to anyone without authentication. Without upstreams, names outside
-// the cluster get NXDOMAIN: nothing is asked outside.
+// Corefile is CoreDNS's configuration (the data of its ConfigMap), one
+// server block per zone: the cluster zone (and reverse zones) from the API,
+// registry.local as every master, and everything else either forwarded to
+// DNSUpstreams or, by default, answered NXDOMAIN at once: nothing is asked
+// outside the cluster and no query ends in a plugin chain with nothing
+// left to try (a SERVFAIL that clients retry). No prometheus listener: it
+// would serve metrics to anyone without authentication.
 func Corefile(n Node) ([]byte, error) {
 	n, err := n.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
+	forward := ""
+	if len(n.DNSUpstreams) > 0 {
+		forward = fmt.Sprintf("    forward . %s {\n        max_concurrent 1000\n    }\n", strings.Join(n.DNSUpstreams, " "))
+	}
 	var b strings.Builder
 	b.WriteString(".:53 {\n    errors\n    health {\n        lameduck 5s\n    }\n    ready\n")
-	fmt.Fprintf(&b, "    kubernetes %s in-addr.arpa ip6.arpa {\n        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n        ttl 30\n    }\n",
-		n.ClusterDomain)
-	b.WriteString("    hosts {\n")
+	if forward != "" {
+		b.WriteString(forward + "    loop\n")
+	} else {
+		b.WriteString("    template ANY ANY {\n        rcode NXDOMAIN\n    }\n")
+	}
+	b.WriteString("    cache 30\n    reload\n}\n")
+
+	zones := n.ClusterDomain + " in-addr.arpa ip6.arpa"
+	fmt.Fprintf(&b, "%s:53 in-addr.arpa:53 ip6.arpa:53 {\n    errors\n    kubernetes %s {\n        pods insecure\n", n.ClusterDomain, zones)
+	if forward != "" {
+		// Addresses outside the cluster are the upstreams' to name.
+		b.WriteString("        fallthrough in-addr.arpa ip6.arpa\n")
+	}
+	b.WriteString("        ttl 30\n    }\n" + forward + "    cache 30\n    loadbalance\n}\n")
+
+	fmt.Fprintf(&b, "%s:53 {\n    errors\n    hosts {\n", pki.RegistryHost)
 	for _, ip := range n.MasterIPs {
 		fmt.Fprintf(&b, "        %s %s\n", ip, pki.RegistryHost)
 	}
-	b.WriteString("        fallthrough\n    }\n")
-	if len(n.DNSUpstreams) > 0 {
-		fmt.Fprintf(&b, "    forward . %s {\n        max_concurrent 1000\n    }\n", strings.Join(n.DNSUpstreams, " "))
-	}
-	b.WriteString("    cache 30\n    loop\n    reload\n    loadbalance\n}\n")
+	b.WriteString("    }\n    cache 30\n    loadbalance\n}\n")
 	return []byte(b.String()), nil
 }

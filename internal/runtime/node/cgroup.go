@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
+	"time"
 
 	"github.com/opengravity/gravity/internal/mountinfo"
 )
@@ -90,9 +92,27 @@ func removeCgroupTree(dir string) error {
 		return err
 	}
 	for i := len(tree) - 1; i >= 0; i-- {
-		if err := os.Remove(tree[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := removeCgroup(tree[i]); err != nil {
 			return fmt.Errorf("removing cgroup %s: %w", tree[i], err)
 		}
 	}
 	return nil
+}
+
+// cgroupBusyWait bounds the wait for a killed cgroup's last tasks: a
+// SIGKILLed process stays a member until it is reaped.
+const cgroupBusyWait = 10 * time.Second
+
+func removeCgroup(dir string) error {
+	deadline := time.Now().Add(cgroupBusyWait)
+	for {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

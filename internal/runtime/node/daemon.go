@@ -64,6 +64,8 @@ type runOptions struct {
 	statusInterval time.Duration
 	// notify tells systemd our state (sd_notify(3)) when it started us.
 	notify func(state string) error
+	// shareMount is ShareMount; nil leaves the mounts alone.
+	shareMount func(dir string) error
 }
 
 func defaultRunOptions() runOptions {
@@ -71,6 +73,7 @@ func defaultRunOptions() runOptions {
 		mountinfo:      func() (io.ReadCloser, error) { return os.Open("/proc/self/mountinfo") },
 		statusInterval: StatusInterval,
 		notify:         notifierFromEnv().notify,
+		shareMount:     ShareMount,
 	}
 }
 
@@ -157,6 +160,9 @@ func newSupervisor(n config.Node, log *slog.Logger, o runOptions) (*supervisor.S
 	err = prepare("/", n, mi)
 	if cerr := mi.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("node runtime: %w", cerr)
+	}
+	if err == nil && o.shareMount != nil {
+		err = o.shareMount(n.Paths().KubeletRoot)
 	}
 	if err != nil {
 		return nil, err

@@ -126,13 +126,14 @@ func TestRunWorker(t *testing.T) {
 	n := worker(t)
 	n.BinDir = fakeBinDir(t, "containerd", "kube")
 	cg := t.TempDir()
-	notified := make(chan string, 10)
+	notified, shared := make(chan string, 10), make(chan string, 1)
 	opts := runOptions{
 		mountinfo: func() (io.ReadCloser, error) {
 			return io.NopCloser(strings.NewReader(strings.ReplaceAll(v2Mountinfo, "/sys/fs/cgroup", cg))), nil
 		},
 		statusInterval: 20 * time.Millisecond,
 		notify:         func(state string) error { notified <- state; return nil },
+		shareMount:     func(d string) error { shared <- d; return nil },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, finished := make(chan error, 1), make(chan struct{})
@@ -151,6 +152,9 @@ func TestRunWorker(t *testing.T) {
 		}
 	})
 	st := waitState(t, n.RunDir, StateRunning, done)
+	if d := <-shared; d != n.Paths().KubeletRoot {
+		t.Errorf("shared mount %s, want kubelet's root %s", d, n.Paths().KubeletRoot)
+	}
 	if len(st.Processes) != 4 {
 		t.Fatalf("status %+v", st)
 	}

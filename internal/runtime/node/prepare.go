@@ -68,7 +68,8 @@ func makeDirs(root string, n config.Node) error {
 		path string
 		mode fs.FileMode
 	}
-	dirs := []dir{{p.LogDir, 0o755}, {p.RunDir, 0o755}}
+	// kubelet's root must exist before ShareMount can bind it.
+	dirs := []dir{{p.LogDir, 0o755}, {p.RunDir, 0o755}, {p.KubeletRoot, 0o750}}
 	if n.IsMaster() {
 		dirs = append(dirs, dir{p.EtcdData, 0o700}, dir{p.RegistryStorage, 0o755})
 	}

@@ -49,8 +49,8 @@ const (
 	// gravityBinary stands for the running gravity binary, whose hidden
 	// `runtime` subcommands are components too.
 	gravityBinary = "gravity"
-	systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	loopback   = "127.0.0.1"
+	systemPath    = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	loopback      = "127.0.0.1"
 	// The API server can take a while on a slow disk: it waits for etcd
 	// and installs its bootstrap objects before /readyz passes.
 	apiServerReadyTimeout = 2 * time.Minute
@@ -155,7 +155,9 @@ func withKernelView(proc supervisor.Process, n config.Node) (supervisor.Process,
 // proxy in the caller's environment is blanked: containerd would pull and
 // the API server call webhooks through it, out of an air-gapped cluster.
 func processEnv(n config.Node) []string {
-	env := []string{"PATH=" + n.BinDir + ":" + systemPath}
+	// The registry exports OpenTelemetry traces to localhost:4318 unless
+	// told not to; no component sends telemetry anywhere.
+	env := []string{"PATH=" + n.BinDir + ":" + systemPath, "OTEL_TRACES_EXPORTER=none"}
 	for _, v := range []string{"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"} {
 		env = append(env, v+"=")
 	}
@@ -192,7 +194,8 @@ func etcdArgs(n config.Node) ([]string, error) { return config.EtcdArgs(n, EtcdC
 
 func podNetworkArgs(n config.Node) ([]string, error) {
 	return []string{"runtime", PodNetworkCommand,
-		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubelet),
+		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubeProxy),
+		"--node-kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubelet),
 		"--node", n.Name, "--pod-cidr", n.NodePodCIDR, "--cluster-cidr", n.PodCIDR,
 		"--health-addr", hostPort(loopback, PodNetworkHealthzPort)}, nil
 }

@@ -63,7 +63,8 @@ func TestProcesses(t *testing.T) {
 			{"containerd", "containerd", []string{"--config", n.Paths().ContainerdConfig}, nil},
 			kubelet(n),
 			kube(n, "kube-proxy", config.KubeProxyArgs, 10256, 10249),
-			{"pod-network", self, []string{"runtime", "pod-network", "--kubeconfig", n.Paths().Kubeconfig("kubelet"),
+			{"pod-network", self, []string{"runtime", "pod-network", "--kubeconfig", n.Paths().Kubeconfig("kube-proxy"),
+				"--node-kubeconfig", n.Paths().Kubeconfig("kubelet"),
 				"--node", d.Name, "--pod-cidr", d.NodePodCIDR, "--cluster-cidr", d.PodCIDR,
 				"--health-addr", "127.0.0.1:10263"}, []int{10263}},
 		}
@@ -119,7 +120,7 @@ func checkProcess(t *testing.T, n config.Node, p supervisor.Process, name, bin s
 	if p.LogDir != n.LogDir || p.Ready == nil {
 		t.Errorf("%s: log dir %q (want %q), probe set %v", name, p.LogDir, n.LogDir, p.Ready != nil)
 	}
-	wantEnv := []string{"PATH=" + n.BinDir + ":" + systemPath, "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=",
+	wantEnv := []string{"PATH=" + n.BinDir + ":" + systemPath, "OTEL_TRACES_EXPORTER=none", "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=",
 		"http_proxy=", "https_proxy=", "all_proxy="}
 	if !slices.Equal(p.Env, wantEnv) {
 		t.Errorf("%s: env %q, want %q", name, p.Env, wantEnv)

@@ -46,15 +46,23 @@ type RouteTable interface {
 // Agent keeps a node's routes to other nodes' pods in line with the API.
 type Agent struct {
 	o       Options
-	client  kubernetes.Interface
+	clients Clients
 	table   RouteTable
 	healthy atomic.Bool
 }
 
-// NewAgent checks o and makes an agent that uses client (with the
-// kubelet's credentials: they may read nodes and patch their own) and
-// table.
-func NewAgent(o Options, client kubernetes.Interface, table RouteTable) (*Agent, error) {
+// Clients are the agent's two identities. The node authorizer lets a
+// kubelet read and patch only its own Node, so the agent watches all nodes
+// as kube-proxy (whose bootstrap role may list them, and nothing more that
+// the agent uses) and announces its subnet as the kubelet, which cannot
+// touch any other node.
+type Clients struct {
+	Reader kubernetes.Interface // lists and watches nodes
+	Node   kubernetes.Interface // patches this node
+}
+
+// NewAgent checks o and makes an agent that uses clients and table.
+func NewAgent(o Options, clients Clients, table RouteTable) (*Agent, error) {
 	if o.NodeName == "" {
 		return nil, errors.New("pod network agent: no node name")
 	}
@@ -68,7 +76,7 @@ func NewAgent(o Options, client kubernetes.Interface, table RouteTable) (*Agent,
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Agent{o: o, client: client, table: table}, nil
+	return &Agent{o: o, clients: clients, table: table}, nil
 }
 
 // Run serves health, watches nodes and reconciles the routes until ctx
@@ -82,7 +90,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer stop()
 	}
-	factory := informers.NewSharedInformerFactory(a.client, a.o.Resync)
+	factory := informers.NewSharedInformerFactory(a.clients.Reader, a.o.Resync)
 	nodes := factory.Core().V1().Nodes()
 	poke := make(chan struct{}, 1)
 	notify := func(any) {
@@ -164,7 +172,7 @@ func (a *Agent) announce(ctx context.Context, self *corev1.Node) error {
 	if self.Annotations[AnnotationPodCIDR] == a.o.PodCIDR.String() {
 		return nil
 	}
-	_, err := a.client.CoreV1().Nodes().Patch(ctx, a.o.NodeName, types.MergePatchType,
+	_, err := a.clients.Node.CoreV1().Nodes().Patch(ctx, a.o.NodeName, types.MergePatchType,
 		announcePatch(a.o.PodCIDR), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("node %s is not registered yet", a.o.NodeName)

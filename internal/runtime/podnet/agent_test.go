@@ -48,7 +48,7 @@ func apiNode(name, ip, cidr string) *corev1.Node {
 func reconcile(t *testing.T, a *Agent) error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewSharedInformerFactory(a.client, 0)
+	f := informers.NewSharedInformerFactory(a.clients.Reader, 0)
 	lister := f.Core().V1().Nodes().Lister()
 	f.Start(ctx.Done())
 	defer f.Shutdown() // after cancel: it waits for the informers to stop
@@ -60,7 +60,7 @@ func reconcile(t *testing.T, a *Agent) error {
 func TestReconcile(t *testing.T) {
 	client := fake.NewClientset(apiNode("a", "10.0.0.2", ""), apiNode("b", "10.0.0.3", "10.244.2.0/24"))
 	table := &memTable{routes: []Route{route("10.244.9.0/24", "10.0.0.9")}} // a node since removed
-	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, client, table)
+	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, Clients{client, client}, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestReconcile(t *testing.T) {
 
 func TestReconcileBeforeRegistration(t *testing.T) {
 	client := fake.NewClientset(apiNode("b", "10.0.0.3", "10.244.2.0/24"))
-	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, client, &memTable{})
+	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, Clients{client, client}, &memTable{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestReconcileBeforeRegistration(t *testing.T) {
 
 func TestNewAgentChecksSubnets(t *testing.T) {
 	for _, cidr := range []string{"10.9.0.0/24", "10.0.0.0/8"} {
-		_, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix(cidr), ClusterCIDR: cluster}, fake.NewClientset(), &memTable{})
+		_, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix(cidr), ClusterCIDR: cluster}, Clients{}, &memTable{})
 		if err == nil {
 			t.Errorf("pod subnet %s accepted in %s", cidr, cluster)
 		}
