@@ -40,7 +40,7 @@ $(BUILD)/tele $(BUILD)/gravity $(BUILD)/pause: $(BUILD)/%: FORCE
 # toolchain, so a rebuild with nothing changed takes seconds; the cold build
 # takes about half an hour (docs/runtime.md). Every binary must be static.
 RUNTIME := $(BUILD)/runtime
-runtime:
+runtime: deps
 	$(GO) run ./hack/buildruntime -root runtime -versions versions.mk -out $(RUNTIME)
 	$(GO) run ./hack/checkstatic $(RUNTIME)/bin
 
@@ -64,11 +64,13 @@ $(EXAMPLE_IMAGES)/.done: hack/exampleimages/main.go | deps
 	$(GO) run ./hack/exampleimages -out $(EXAMPLE_IMAGES)
 	@touch $@
 
-# Host packages the example images need (Debian's static busybox).
+# Host packages the build needs: Debian's static busybox (the hook-tools and
+# example images) and what runc links libseccomp statically with.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_DEPS := busybox-static gcc pkg-config libseccomp-dev
 deps:
-	@[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq busybox-static; }
+	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; }
 
 # The main job: build the walkthrough's cluster image (examples/gravity101/v1).
 demo: all example-images
@@ -97,6 +99,8 @@ bench: all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
 	$(GO) test -run='^$$' -bench=BenchmarkWrite -benchtime=3x ./internal/clusterimage
+	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench=BenchmarkRuntime -benchtime=1x -v ./test/e2e; \
+	else echo "bench: the runtime figures need root (test hosts)"; fi
 
 # A short run of every fuzzer (FUZZTIME per fuzzer).
 FUZZTIME ?= 20s

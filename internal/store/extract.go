@@ -86,6 +86,10 @@ func (s *Store) applyLayers(ctx context.Context, dir string, layers []v1.Descrip
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
 		err = extractLayer(ctx, root, rc)
+		if err == nil {
+			// Read past the tar's end so the blob's digest is checked.
+			_, err = io.Copy(io.Discard, rc)
+		}
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)

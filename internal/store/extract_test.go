@@ -3,6 +3,7 @@ package store
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
@@ -139,5 +140,46 @@ func TestExtractPackageRefusesUnsafeEntries(t *testing.T) {
 				t.Errorf("left %v", ents)
 			}
 		})
+	}
+}
+
+// A package blob replaced on disk by other bytes that still decompress
+// (the same tar, compressed differently) is refused, and nothing extracted.
+func TestExtractPackageRefusesDamagedBlob(t *testing.T) {
+	s := newStore(t)
+	entries := []entry{{name: "bin/kube", body: "kube v1"}}
+	l := testLayer(t, entries, types.OCILayer)
+	ref := "gravitational.io/runtime:1"
+	if _, err := s.PutPackageLayers(context.Background(), ref, PackageMeta{Name: "runtime", Version: "1"}, []v1.Layer{l}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := s.blobPath(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&other, gzip.NoCompression)
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(zw, rc); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	if err := os.WriteFile(path, other.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bin")
+	err = s.ExtractPackage(context.Background(), ref, dir)
+	if err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("err = %v, want the damaged blob named", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("target exists after a refused extraction: %v", err)
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -252,10 +255,14 @@ func (s *Store) packageParts(d v1.Descriptor) (PackageMeta, []v1.Descriptor, err
 
 // openLayer returns a package layer's uncompressed tar stream.
 func (s *Store) openLayer(d v1.Descriptor) (io.ReadCloser, error) {
-	rc, _, err := s.Blob(d.Digest)
+	blob, _, err := s.Blob(d.Digest)
 	if err != nil {
 		return nil, err
 	}
+	// Blobs were verified when stored, but a package is about to become
+	// the binaries a node runs: a blob damaged on disk since must fail
+	// the extraction, which reads each one to its end.
+	rc := &verifyingReader{ReadCloser: blob, want: d.Digest, size: d.Size, h: sha256.New()}
 	var zr io.ReadCloser
 	if d.MediaType == PackageLayerZstdMediaType {
 		zr, err = newZstdReader(rc)
@@ -293,4 +300,26 @@ func newZstdReader(r io.Reader) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return zr.IOReadCloser(), nil
+}
+
+// verifyingReader fails the read that reaches the blob's end when its
+// bytes do not have the descriptor's size and digest.
+type verifyingReader struct {
+	io.ReadCloser
+	want v1.Hash
+	size int64
+	n    int64
+	h    hash.Hash
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.ReadCloser.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		if got := hex.EncodeToString(v.h.Sum(nil)); v.n != v.size || v.want.Algorithm != "sha256" || got != v.want.Hex {
+			return n, fmt.Errorf("blob %s is damaged: %d bytes with digest sha256:%s, want %d bytes", v.want, v.n, got, v.size)
+		}
+	}
+	return n, err
 }

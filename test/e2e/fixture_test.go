@@ -40,7 +40,7 @@ const (
 // cluster is a network of test hosts running the runtime from `make
 // runtime`'s binaries and the gravity binary built for it.
 type cluster struct {
-	t                  *testing.T
+	t                  testing.TB
 	ctx                context.Context
 	net                *testhost.Network
 	bin, work, gravity string
@@ -48,7 +48,9 @@ type cluster struct {
 	cgroupRoots        []string
 }
 
-func newCluster(t *testing.T, ctx context.Context) *cluster {
+// newCluster makes a test network named prefix on subnet (a /24); tests
+// that may run at once need their own of both.
+func newCluster(t testing.TB, ctx context.Context, prefix, subnet string) *cluster {
 	bin := filepath.Join(repo, "build/runtime/bin")
 	if _, err := os.Stat(filepath.Join(bin, "kube")); err != nil {
 		t.Fatalf("no runtime binaries in %s: run `make runtime` first", bin)
@@ -58,7 +60,7 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	// Cleanups run last-registered first: this one, registered before the
 	// network's, runs once the hosts and their containers are gone.
 	t.Cleanup(c.removeCgroups)
-	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: "ge2e", Subnet: "10.232.0.0/24", Routed: []string{podCIDR}})
+	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: prefix, Subnet: subnet, Routed: []string{podCIDR}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +263,7 @@ func (c *cluster) pushImages() {
 const coreDNSVersion = "1.15.0"
 
 // baseImageStore unpacks the base image's packages into a store.
-func baseImageStore(t *testing.T, ctx context.Context) *store.Store {
+func baseImageStore(t testing.TB, ctx context.Context) *store.Store {
 	base := filepath.Join(repo, "build/base-images/gravity-"+version.Version+".tar")
 	dir := t.TempDir()
 	if out, err := exec.Command("tar", "-xf", base, "-C", dir, "packages").CombinedOutput(); err != nil {
@@ -278,7 +280,7 @@ func baseImageStore(t *testing.T, ctx context.Context) *store.Store {
 }
 
 // busyboxImage has Debian's static busybox with the applets the tests use.
-func busyboxImage(t *testing.T) v1.Image {
+func busyboxImage(t testing.TB) v1.Image {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Fatal("needs Debian's busybox-static for the test image")
 	}
@@ -298,7 +300,7 @@ func busyboxImage(t *testing.T) v1.Image {
 	return img
 }
 
-func registryTransport(t *testing.T, secrets string) http.RoundTripper {
+func registryTransport(t testing.TB, secrets string) http.RoundTripper {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(secrets, "registry-client.crt"), filepath.Join(secrets, "registry-client.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +314,7 @@ func registryTransport(t *testing.T, secrets string) http.RoundTripper {
 	return &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool}}
 }
 
-func push(t *testing.T, ref string, img v1.Image, tr http.RoundTripper) {
+func push(t testing.TB, ref string, img v1.Image, tr http.RoundTripper) {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -323,7 +325,7 @@ func push(t *testing.T, ref string, img v1.Image, tr http.RoundTripper) {
 	}
 }
 
-func goBuild(t *testing.T, dir, cmd string) string {
+func goBuild(t testing.TB, dir, cmd string) string {
 	t.Helper()
 	out := filepath.Join(dir, cmd)
 	c := exec.Command("go", "build", "-o", out, "./cmd/"+cmd)
@@ -334,7 +336,7 @@ func goBuild(t *testing.T, dir, cmd string) string {
 	return out
 }
 
-func writeFile(t *testing.T, path, data string) {
+func writeFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ import (
 func TestRuntime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx)
+	c := newCluster(t, ctx, "ge2e", "10.232.0.0/24")
 	h1, n1 := c.addNode("n1", 1)
 
 	start := time.Now()
