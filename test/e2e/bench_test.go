@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,8 +36,9 @@ func BenchmarkRuntime(b *testing.B) {
 		rss, byName := hostRSS(b, h.Path("/proc"))
 		b.ReportMetric(ready.Seconds(), "s-to-Ready")
 		b.ReportMetric(float64(rss)/(1<<20), "MiB-idle-RSS")
-		for name, kb := range byName {
-			b.Logf("%-26s %6.1f MiB", name, float64(kb)/1024)
+		names := slices.Sorted(maps.Keys(byName))
+		for _, name := range names {
+			b.Logf("%-28s %6.1f MiB", name, float64(byName[name])/1024)
 		}
 		cancel()
 	}
@@ -51,7 +54,8 @@ func hostRSS(b testing.TB, proc string) (int64, map[string]int64) {
 	var total int64
 	byName := map[string]int64{}
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		// PID 1 is the test host's own init, not part of a node.
+		if pid, err := strconv.Atoi(e.Name()); err != nil || pid == 1 {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(proc, e.Name(), "status"))

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opengravity/gravity/internal/runtime/node"
@@ -63,12 +63,12 @@ func podNetworkCommand() *cobra.Command {
 	return cmd
 }
 
-func clientFrom(kubeconfig string) (kubernetes.Interface, error) {
+func clientFrom(kubeconfig string) (*corev1client.CoreV1Client, error) {
 	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("pod network agent: %w", err)
 	}
-	c, err := kubernetes.NewForConfig(rest)
+	c, err := corev1client.NewForConfig(rest)
 	if err != nil {
 		return nil, fmt.Errorf("pod network agent: %w", err)
 	}

@@ -15,9 +15,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -57,8 +58,8 @@ type Agent struct {
 // the agent uses) and announces its subnet as the kubelet, which cannot
 // touch any other node.
 type Clients struct {
-	Reader kubernetes.Interface // lists and watches nodes
-	Node   kubernetes.Interface // patches this node
+	Reader corev1client.NodesGetter // lists and watches nodes
+	Node   corev1client.NodesGetter // patches this node
 }
 
 // NewAgent checks o and makes an agent that uses clients and table.
@@ -90,8 +91,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer stop()
 	}
-	factory := informers.NewSharedInformerFactory(a.clients.Reader, a.o.Resync)
-	nodes := factory.Core().V1().Nodes()
+	informer := a.nodeInformer()
 	poke := make(chan struct{}, 1)
 	notify := func(any) {
 		select {
@@ -99,17 +99,35 @@ func (a *Agent) Run(ctx context.Context) error {
 		default:
 		}
 	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: notify, DeleteFunc: notify, UpdateFunc: func(_, n any) { notify(n) },
 	}); err != nil {
 		return fmt.Errorf("pod network agent: %w", err)
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+	go informer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return ctx.Err()
 	}
-	return a.loop(ctx, nodes.Lister(), poke)
+	return a.loop(ctx, listersv1.NewNodeLister(informer.GetIndexer()), poke)
+}
+
+// nodeInformer watches every node through the core client alone: the
+// agent runs in the gravity binary, which need not carry every API group's
+// client and informers.
+func (a *Agent) nodeInformer() cache.SharedIndexInformer {
+	nodes := a.clients.Reader.Nodes()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return nodes.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return nodes.Watch(ctx, o)
+		},
+	}
+	// A client that cannot stream the initial list (client-go's fake)
+	// says so through the reader; the API server can.
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, a.clients.Reader),
+		&corev1.Node{}, a.o.Resync, cache.Indexers{})
 }
 
 func (a *Agent) loop(ctx context.Context, nodes listersv1.NodeLister, poke <-chan struct{}) error {
@@ -172,7 +190,7 @@ func (a *Agent) announce(ctx context.Context, self *corev1.Node) error {
 	if self.Annotations[AnnotationPodCIDR] == a.o.PodCIDR.String() {
 		return nil
 	}
-	_, err := a.clients.Node.CoreV1().Nodes().Patch(ctx, a.o.NodeName, types.MergePatchType,
+	_, err := a.clients.Node.Nodes().Patch(ctx, a.o.NodeName, types.MergePatchType,
 		announcePatch(a.o.PodCIDR), metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("node %s is not registered yet", a.o.NodeName)

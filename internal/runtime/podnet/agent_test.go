@@ -10,8 +10,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // memTable is a route table in memory; failing makes Replace fail for
@@ -48,19 +50,18 @@ func apiNode(name, ip, cidr string) *corev1.Node {
 func reconcile(t *testing.T, a *Agent) error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewSharedInformerFactory(a.clients.Reader, 0)
-	lister := f.Core().V1().Nodes().Lister()
-	f.Start(ctx.Done())
-	defer f.Shutdown() // after cancel: it waits for the informers to stop
 	defer cancel()
-	f.WaitForCacheSync(ctx.Done())
+	informer := a.nodeInformer()
+	go informer.RunWithContext(ctx)
+	cache.WaitForCacheSync(ctx.Done(), informer.HasSynced)
+	lister := listersv1.NewNodeLister(informer.GetIndexer())
 	return a.Reconcile(ctx, lister)
 }
 
 func TestReconcile(t *testing.T) {
 	client := fake.NewClientset(apiNode("a", "10.0.0.2", ""), apiNode("b", "10.0.0.3", "10.244.2.0/24"))
 	table := &memTable{routes: []Route{route("10.244.9.0/24", "10.0.0.9")}} // a node since removed
-	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, Clients{client, client}, table)
+	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, clientsOf(client), table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestReconcile(t *testing.T) {
 
 func TestReconcileBeforeRegistration(t *testing.T) {
 	client := fake.NewClientset(apiNode("b", "10.0.0.3", "10.244.2.0/24"))
-	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, Clients{client, client}, &memTable{})
+	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, clientsOf(client), &memTable{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +113,15 @@ func TestNewAgentChecksSubnets(t *testing.T) {
 			t.Errorf("pod subnet %s accepted in %s", cidr, cluster)
 		}
 	}
+}
+
+// fakeReader is the fake clientset's core client that also tells the
+// informer the fake cannot stream an initial list.
+type fakeReader struct {
+	corev1client.NodesGetter
+	*fake.Clientset
+}
+
+func clientsOf(c *fake.Clientset) Clients {
+	return Clients{Reader: fakeReader{c.CoreV1(), c}, Node: c.CoreV1()}
 }
