@@ -7,7 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/opengravity/gravity/internal/atomicdir"
 )
 
 // Unpack extracts the cluster image at tarPath into dir, which must not
@@ -16,49 +17,18 @@ import (
 // whole extraction. Entries are extracted into a temporary directory beside
 // dir that is renamed into place at the end, so dir is either complete or
 // untouched.
-func Unpack(ctx context.Context, tarPath, dir string) (err error) {
-	if err := checkUnpackTarget(dir); err != nil {
-		return err
-	}
+func Unpack(ctx context.Context, tarPath, dir string) error {
 	f, err := os.Open(tarPath)
 	if err != nil {
 		return fmt.Errorf("opening cluster image: %w", err)
 	}
 	defer f.Close()
-	parent, base := filepath.Split(filepath.Clean(dir))
-	if parent == "" {
-		parent = "."
-	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temporary directory for %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			if rmErr := os.RemoveAll(tmp); rmErr != nil {
-				err = errors.Join(err, fmt.Errorf("removing %s: %w", tmp, rmErr))
-			}
+	return atomicdir.Fill(dir, modeDir, func(tmp string) error {
+		if err := extract(ctx, f, tarPath, tmp); err != nil {
+			return fmt.Errorf("unpacking %s: %w", tarPath, err)
 		}
-	}()
-	if err := extract(ctx, f, tarPath, tmp); err != nil {
-		return fmt.Errorf("unpacking %s: %w", tarPath, err)
-	}
-	return moveIntoPlace(tmp, dir)
-}
-
-// checkUnpackTarget refuses to merge into a directory that already has
-// content: a half-old, half-new tree is worse than an error.
-func checkUnpackTarget(dir string) error {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
 		return nil
-	case err != nil:
-		return fmt.Errorf("checking target directory %s: %w", dir, err)
-	case len(entries) > 0:
-		return fmt.Errorf("target directory %s is not empty", dir)
-	}
-	return nil
+	})
 }
 
 func extract(ctx context.Context, r io.Reader, tarPath, tmp string) error {
@@ -73,17 +43,6 @@ func extract(ctx context.Context, r io.Reader, tarPath, tmp string) error {
 	// The temporary directory is created 0700; the result should not be.
 	if err := os.Chmod(tmp, modeDir); err != nil {
 		return fmt.Errorf("setting mode of %s: %w", tmp, err)
-	}
-	return nil
-}
-
-func moveIntoPlace(tmp, dir string) error {
-	// An empty dir was accepted above; rename(2) needs it gone.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("replacing empty directory %s: %w", dir, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("moving unpacked image into %s: %w", dir, err)
 	}
 	return nil
 }

@@ -9,10 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/opengravity/gravity/internal/atomicdir"
 )
 
 // ExtractPackage unpacks every layer of package ref, in order, into dir,
@@ -21,55 +22,14 @@ import (
 // Layers are applied in a temporary directory beside dir, through an
 // os.Root so no entry can be written outside it, then renamed into place:
 // dir is either complete or untouched.
-func (s *Store) ExtractPackage(ctx context.Context, ref, dir string) (err error) {
+func (s *Store) ExtractPackage(ctx context.Context, ref, dir string) error {
 	_, _, layers, err := s.PackageLayers(ref)
 	if err != nil {
 		return err
 	}
-	if err := checkExtractTarget(dir); err != nil {
-		return err
-	}
-	parent, base := filepath.Split(filepath.Clean(dir))
-	if parent == "" {
-		parent = "."
-	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	err = atomicdir.Fill(dir, 0o755, func(tmp string) error { return s.applyLayers(ctx, tmp, layers) })
 	if err != nil {
 		return fmt.Errorf("extract package %s: %w", ref, err)
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, os.RemoveAll(tmp))
-		}
-	}()
-	if err := s.applyLayers(ctx, tmp, layers); err != nil {
-		return fmt.Errorf("extract package %s: %w", ref, err)
-	}
-	// MkdirTemp made it 0700; the result is an ordinary directory.
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("extract package %s: %w", ref, err)
-	}
-	// An empty dir was accepted above; rename(2) needs it gone.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("extract package %s: %w", ref, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("extract package %s: %w", ref, err)
-	}
-	return nil
-}
-
-// checkExtractTarget refuses to merge into a directory with content: a
-// half-old, half-new tree is worse than an error.
-func checkExtractTarget(dir string) error {
-	ents, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("checking target directory: %w", err)
-	case len(ents) > 0:
-		return fmt.Errorf("target directory %s is not empty", dir)
 	}
 	return nil
 }
