@@ -66,14 +66,7 @@ func TestCrashIsRestartedWithBackoffAndLogged(t *testing.T) {
 	mark := newMark(t)
 	p := helper(t, "crasher", mark, "-print", "about to crash", "-exit", "3", "-after", "50ms")
 	p.RestartBackoff = Backoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond, Reset: time.Minute}
-	s, err := New(Config{RunDir: t.TempDir(), Processes: []Process{p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := startSupervisor(t, p)
 	eventually(t, long, "4 restarts", func() bool { return s.Status()[0].Restarts >= 4 })
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
@@ -116,14 +109,7 @@ func TestRestartedProcessIsProbedAgain(t *testing.T) {
 	mark, port := newMark(t), freePort(t)
 	p := helper(t, "api", mark, "-listen", fmt.Sprint(port), "-listen-delay", "100ms", "-exit", "1", "-after", "400ms")
 	p.Ready, p.Ports = TCPProbe(fmt.Sprintf("127.0.0.1:%d", port)), []int{port}
-	s, err := New(Config{RunDir: t.TempDir(), Processes: []Process{p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := startSupervisor(t, p)
 	var seen []State
 	eventually(t, long, "ready again after a restart", func() bool {
 		st := s.Status()[0]
@@ -198,14 +184,7 @@ func TestCrashKillsOrphanedGrandchildren(t *testing.T) {
 	mark := newMark(t)
 	p := helper(t, "parent", mark, "-grandchild", "-exit", "1", "-after", "300ms")
 	p.RestartBackoff = Backoff{Min: 5 * time.Second}
-	s, err := New(Config{RunDir: t.TempDir(), Processes: []Process{p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s := startSupervisor(t, p)
 	eventually(t, long, "the crash", func() bool { return s.Status()[0].State == StateRestarting })
 	if left := marked(mark); len(left) > 0 {
 		t.Errorf("processes left after the crash, before the restart: %v", left)
@@ -392,4 +371,18 @@ func grandchildStarted(s *Supervisor, p Process) func() bool {
 		data, _ := os.ReadFile(p.logPath())
 		return s.Status()[1].State == StateStarting && strings.Contains(string(data), "\ngrandchild ")
 	}
+}
+
+// startSupervisor starts a supervisor of procs that the test's end stops.
+func startSupervisor(t *testing.T, procs ...Process) *Supervisor {
+	t.Helper()
+	s, err := New(Config{RunDir: t.TempDir(), Processes: procs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
 }
