@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -102,6 +103,7 @@ func speedVerdict(t diskTarget, rate uint64) Result {
 // the end and removes it; the sync is what makes the number mean disk
 // speed rather than page-cache speed.
 func measureWrite(ctx context.Context, dir string, size int64) (rate uint64, err error) {
+	defer keepTimes(dir)()
 	f, err := os.CreateTemp(dir, ".gravity-preflight-*")
 	if err != nil {
 		return 0, fmt.Errorf("create test file: %w", err)
@@ -133,6 +135,20 @@ func measureWrite(ctx context.Context, dir string, size int64) (rate uint64, err
 		elapsed = time.Nanosecond
 	}
 	return uint64(float64(size) / elapsed.Seconds()), nil
+}
+
+// keepTimes returns a func that puts dir's access and modification times
+// back, so the test file leaves no trace beyond the ctime the kernel keeps.
+func keepTimes(dir string) func() {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return func() {}
+	}
+	mtime, atime := fi.ModTime(), fi.ModTime()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
+	}
+	return func() { _ = os.Chtimes(dir, atime, mtime) }
 }
 
 // merge folds per-directory results into one: the worst status wins and
