@@ -29,7 +29,7 @@ binaries: $(TELE) $(BUILD)/gravity
 
 # go's own cache decides what to rebuild; the binary is replaced only when it
 # changed, so targets depending on it (the base image) stay up to date cheaply.
-$(BUILD)/tele $(BUILD)/gravity $(BUILD)/pause: $(BUILD)/%: FORCE
+$(BUILD)/tele $(BUILD)/gravity $(BUILD)/pause $(BUILD)/helm: $(BUILD)/%: FORCE
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $@.new ./cmd/$*
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
@@ -49,11 +49,11 @@ base: $(BASE)
 # The base image carries the runtime once `make runtime` has built it (about
 # half an hour cold); until then, only the gravity binary.
 RUNTIME_BIN := $(wildcard $(BUILD)/runtime/bin/kube)
-$(BASE): $(BUILD)/gravity versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD)/runtime/bin/kube)
+$(BASE): $(BUILD)/gravity versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube)
 	@mkdir -p $(dir $@)
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/gravity -version $(GRAVITY_VERSION) \
 		-kubernetes $(KUBERNETES_VERSION) -o $@ \
-		$(if $(RUNTIME_BIN),-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -coredns-version $(COREDNS_VERSION:v%=%))
+		$(if $(RUNTIME_BIN),-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -helm-compat $(BUILD)/helm -coredns-version $(COREDNS_VERSION:v%=%))
 
 # Runnable stand-ins for the walkthrough's images, built once as OCI archives
 # and loaded into the state dir on every run, as on an air-gapped build box.

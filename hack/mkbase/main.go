@@ -23,6 +23,7 @@ func main() {
 	flag.StringVar(&rt.Pause, "pause", "build/pause", "pause binary")
 	flag.StringVar(&rt.Busybox, "busybox", "/bin/busybox", "static busybox for the hook tools image")
 	flag.StringVar(&rt.CoreDNS, "coredns-version", "", "CoreDNS version (its image tag)")
+	flag.StringVar(&rt.HelmCompat, "helm-compat", "build/helm", "Helm 2 command-line wrapper (cmd/helm), shipped as bin/helm with the runtime's helm as bin/helm3; empty: the runtime's helm is bin/helm")
 	flag.Parse()
 	if rt.BinDir != "" {
 		o.Runtime = &rt

@@ -22,6 +22,11 @@ type Runtime struct {
 	Pause   string // the pause binary (cmd/pause)
 	Busybox string // a static busybox for the hook tools image's shell
 	CoreDNS string // CoreDNS version, the tag of its image
+	// HelmCompat is the helm wrapper (cmd/helm), which gives hooks written
+	// for Helm 2 Helm 2's command line: it is bin/helm, and the runtime's
+	// upstream Helm 3 bin/helm3, where it looks for it. Empty: the
+	// upstream helm is bin/helm.
+	HelmCompat string
 }
 
 // Names of what the base image carries, shared with the installer.
@@ -77,7 +82,7 @@ func runtimeEntries(ctx context.Context, s *store.Store, o BuildOptions, workDir
 // rest, unpacked in that order into one directory (bin/…).
 const (
 	layerKube    = "kube"    // bin/kube and its multicall links (kubelet → kube, …)
-	layerHelm    = "helm"    // bin/helm
+	layerHelm    = "helm"    // bin/helm (the Helm 2 wrapper) and bin/helm3 (upstream)
 	layerRest    = "rest"    // every other runtime binary
 	layerCoreDNS = "coredns" // /coredns, the CoreDNS image's only layer
 	layerPause   = "pause"   // /pause
@@ -115,9 +120,14 @@ func systemImages(o BuildOptions, ls layers) []ImageSpec {
 // layerSpecs says what goes in which layer. CoreDNS is only in its image:
 // the node never runs it as a process, only as a pod.
 func layerSpecs(rt *Runtime) (map[string]LayerSpec, error) {
-	specs, err := binLayerSpecs(rt.BinDir)
+	specs, err := binLayerSpecs(rt.BinDir, rt.HelmCompat != "")
 	if err != nil {
 		return nil, err
+	}
+	if rt.HelmCompat != "" {
+		spec := specs[layerHelm]
+		spec.Files = append(spec.Files, ImageFile{Path: "bin/helm", Source: rt.HelmCompat, Mode: 0o755})
+		specs[layerHelm] = spec
 	}
 	specs[layerPause] = LayerSpec{Files: []ImageFile{{Path: "pause", Source: rt.Pause}}}
 	shell := map[string]string{}
@@ -135,7 +145,9 @@ func layerSpecs(rt *Runtime) (map[string]LayerSpec, error) {
 
 // binLayerSpecs sorts the files of the runtime's bin directory into the
 // kube, helm, rest and coredns layers; a link goes with what it points to.
-func binLayerSpecs(dir string) (map[string]LayerSpec, error) {
+// helm3: the upstream helm goes in as bin/helm3, to make room for the
+// wrapper.
+func binLayerSpecs(dir string, helm3 bool) (map[string]LayerSpec, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -158,9 +170,13 @@ func binLayerSpecs(dir string) (map[string]LayerSpec, error) {
 			spec.Files = append(spec.Files, ImageFile{Path: "coredns", Source: p})
 			specs[layerCoreDNS] = spec
 		case e.Type().IsRegular():
-			spec := specs[binLayerOf(e.Name())]
-			spec.Files = append(spec.Files, ImageFile{Path: "bin/" + e.Name(), Source: p, Mode: 0o755})
-			specs[binLayerOf(e.Name())] = spec
+			name := e.Name()
+			if helm3 && name == "helm" {
+				name = "helm3"
+			}
+			spec := specs[binLayerOf(name)]
+			spec.Files = append(spec.Files, ImageFile{Path: "bin/" + name, Source: p, Mode: 0o755})
+			specs[binLayerOf(name)] = spec
 		default:
 			return nil, fmt.Errorf("%s: not a regular file", p)
 		}
@@ -170,8 +186,10 @@ func binLayerSpecs(dir string) (map[string]LayerSpec, error) {
 
 func binLayerOf(name string) string {
 	switch name {
-	case "kube", "helm":
-		return name
+	case "kube":
+		return layerKube
+	case "helm", "helm3":
+		return layerHelm
 	}
 	return layerRest
 }

@@ -27,9 +27,9 @@ func fakeRuntime(t *testing.T) *Runtime {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"kube", "etcd", "containerd", "runc", "coredns", "helm", "pause", "busybox"} {
+	for _, name := range []string{"kube", "etcd", "containerd", "runc", "coredns", "helm", "pause", "busybox", "helm-compat"} {
 		p := filepath.Join(bin, name)
-		if name == "pause" || name == "busybox" {
+		if name == "pause" || name == "busybox" || name == "helm-compat" {
 			p = filepath.Join(dir, name)
 		}
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n# "+name+"\n"), 0o755); err != nil {
@@ -39,7 +39,8 @@ func fakeRuntime(t *testing.T) *Runtime {
 	if err := os.Symlink("kube", filepath.Join(bin, "kubelet")); err != nil {
 		t.Fatal(err)
 	}
-	return &Runtime{BinDir: bin, Pause: filepath.Join(dir, "pause"), Busybox: filepath.Join(dir, "busybox"), CoreDNS: "1.15.0"}
+	return &Runtime{BinDir: bin, Pause: filepath.Join(dir, "pause"), Busybox: filepath.Join(dir, "busybox"), CoreDNS: "1.15.0",
+		HelmCompat: filepath.Join(dir, "helm-compat")}
 }
 
 func TestBuildWithRuntime(t *testing.T) {
@@ -103,7 +104,7 @@ func checkSharing(t *testing.T, f *Finder) {
 		t.Fatal(err)
 	}
 	files := layerFiles(t, tools)
-	for _, p := range []string{"bin/busybox", "bin/sh", "bin/kube", "bin/kubelet", "bin/helm", "usr/local/bin/helm", "usr/local/bin/kubectl"} {
+	for _, p := range []string{"bin/busybox", "bin/sh", "bin/kube", "bin/kubelet", "bin/helm", "bin/helm3", "usr/local/bin/helm", "usr/local/bin/kubectl"} {
 		if !files[p] {
 			t.Errorf("hook tools image lacks %s (has %v)", p, files)
 		}
@@ -182,7 +183,7 @@ func checkRuntimePackage(t *testing.T, f *Finder) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := []string{"bin", "bin/containerd", "bin/etcd", "bin/helm", "bin/kube", "bin/kubelet", "bin/runc"}
+	wantNames := []string{"bin", "bin/containerd", "bin/etcd", "bin/helm", "bin/helm3", "bin/kube", "bin/kubelet", "bin/runc"}
 	if !equal(names, wantNames) {
 		t.Errorf("runtime package holds %v, want %v (no coredns: it runs only as a pod)", names, wantNames)
 	}
@@ -191,6 +192,29 @@ func checkRuntimePackage(t *testing.T, f *Finder) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "bin/etcd")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("bin/etcd: %v, %v", fi, err)
+	}
+	// bin/helm is the Helm 2 wrapper, and upstream helm is bin/helm3 beside
+	// it, where the wrapper looks.
+	for name, want := range map[string]string{"bin/helm": "# helm-compat", "bin/helm3": "# helm\n"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s holds %q, %v; want %q", name, b, err, want)
+		}
+	}
+}
+
+// TestLayerSpecsWithoutHelmCompat: without the wrapper, upstream helm is
+// bin/helm, as before it existed.
+func TestLayerSpecsWithoutHelmCompat(t *testing.T) {
+	rt := fakeRuntime(t)
+	rt.HelmCompat = ""
+	specs, err := layerSpecs(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := specs[layerHelm].Files
+	if len(files) != 1 || files[0].Path != "bin/helm" || files[0].Source != filepath.Join(rt.BinDir, "helm") {
+		t.Errorf("helm layer %+v: want only the runtime's helm as bin/helm", files)
 	}
 }
 
