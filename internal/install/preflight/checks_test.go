@@ -252,7 +252,7 @@ func TestDiskSpeed(t *testing.T) {
 			assertSameTree(t, before, snapshot(t, root))
 		})
 	}
-	if r := speedVerdict(diskTarget{path: "/x", minRate: 10 * MB}, 5*MB); r.Status != Fail || !strings.Contains(r.Message, "faster storage") {
+	if r := speedVerdict(diskTarget{path: "/x", minRate: 10 * MiB}, 5*MiB); r.Status != Fail || !strings.Contains(r.Message, "faster storage") {
 		t.Errorf("speedVerdict: %+v", r)
 	}
 }

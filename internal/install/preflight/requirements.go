@@ -13,12 +13,11 @@ import (
 const (
 	GiB = 1 << 30
 	MiB = 1 << 20
-	MB  = 1000 * 1000
 
 	DefaultStateDir      = "/var/lib/gravity"
 	DefaultGravityBinDir = "/usr/lib/gravity/bin"
 	DefaultMinDisk       = 10 * GiB
-	DefaultMinWriteRate  = 10 * MB
+	DefaultMinWriteRate  = 10 * MiB // "10MB/s" as the manifest reads it
 	DefaultMinCPU        = 2
 	DefaultMinRAM        = 2 * GiB
 )
