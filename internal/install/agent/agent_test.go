@@ -508,6 +508,14 @@ func TestAgentReconnectsAfterServerRestart(t *testing.T) {
 	t.Logf("pending Run failed with: %v", r.err)
 	// The agent kills what the lost installer started.
 	waitPidGone(t, pid)
+	if _, err := peer.Run(context.Background(), sh("true"), nil, nil); err == nil {
+		t.Error("Run on a peer of a stopped installer succeeded")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := srv1.WaitAgents(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitAgents on a stopped installer = %v, want a deadline error", err)
+	}
 
 	srv2, _ := startServer(t, p, addr)
 	peer = waitAgents(t, srv2, 1)[0]
