@@ -32,7 +32,8 @@ type OSRequirement struct {
 // PortRange is an inclusive range of ports that must be free.
 type PortRange struct {
 	Protocol string `json:"protocol"` // "tcp" or "udp"
-	From, To int
+	From     int    `json:"from"`
+	To       int    `json:"to"`
 }
 
 // Volume is a directory other than the state dir that the manifest asks
