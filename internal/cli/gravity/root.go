@@ -36,6 +36,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(output.VersionCommand(stdout), runtimeCommand(stdout, stderr))
+	root.AddCommand(output.VersionCommand(stdout), runtimeCommand(stdout, stderr), installCommand(stdout, stderr),
+		planCommand(stdout, stderr))
 	return root
 }

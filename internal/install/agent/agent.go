@@ -175,7 +175,13 @@ func (a *agent) execute(ctx context.Context, s *sender, r *runMsg) {
 		s.sendQuiet(log, &agentMsg{Exit: &exit})
 		return
 	}
-	cmd := exec.CommandContext(ctx, r.Args[0], r.Args[1:]...)
+	name := r.Args[0]
+	if name == SelfExecutable {
+		if self, err := os.Executable(); err == nil {
+			name = self
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, r.Args[1:]...)
 	cmd.Env = append(os.Environ(), r.Env...)
 	if r.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(r.Stdin)

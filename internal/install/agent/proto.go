@@ -83,6 +83,11 @@ type NodeInfo struct {
 	Version string `json:"version"`
 }
 
+// SelfExecutable as a Command's first argument stands for the agent's own
+// binary, wherever it was started from on its node: the installer cannot
+// know that path on another machine.
+const SelfExecutable = "@self"
+
 // Command is a process for an agent to run.
 type Command struct {
 	Args []string

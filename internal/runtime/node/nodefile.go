@@ -122,3 +122,27 @@ func decodeNodeFile(data []byte) (nodeFile, error) {
 	}
 	return f, nil
 }
+
+// FormatNode is ParseNode's inverse: the YAML node config file for n, as
+// install writes it for `gravity runtime start --config`.
+func FormatNode(n config.Node) ([]byte, error) {
+	f := nodeFile{
+		Name: n.Name, IP: n.IP.String(), Hostname: n.Hostname, Roles: n.Roles, ClusterName: n.ClusterName,
+		PodCIDR: n.PodCIDR, NodePodCIDR: n.NodePodCIDR, ServiceCIDR: n.ServiceCIDR,
+		ClusterDomain: n.ClusterDomain, DNSUpstreams: n.DNSUpstreams,
+		StateDir: n.StateDir, RunDir: n.RunDir, LogDir: n.LogDir, BinDir: n.BinDir,
+		CgroupRoot: n.CgroupRoot, Snapshotter: n.Snapshotter, PauseImage: n.PauseImage,
+		ModifyKernelDefaults: n.ModifyKernelDefaults,
+	}
+	for _, m := range n.MasterIPs {
+		f.MasterIPs = append(f.MasterIPs, m.String())
+	}
+	data, err := yaml.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	if _, err := ParseNode(data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}

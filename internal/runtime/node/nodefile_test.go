@@ -106,3 +106,22 @@ func FuzzParseNode(f *testing.F) {
 		}
 	})
 }
+
+func TestFormatNodeRoundTrip(t *testing.T) {
+	in := "ip: 10.0.0.5\nroles: [master, node]\nclusterName: c\nmasterIPs: [10.0.0.5]\nnodePodCIDR: 10.244.0.0/24\nbinDir: /opt/bin\n"
+	n, err := ParseNode([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := FormatNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseNode(data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(n, back) {
+		t.Fatalf("round trip:\n%+v\n%+v", n, back)
+	}
+}

@@ -1,0 +1,295 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opengravity/gravity/internal/baseimage"
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/install/hook"
+	"github.com/opengravity/gravity/internal/manifest"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+// healthStep checks what the apps need: every node Ready and every
+// master's registry answering over mTLS.
+type healthStep struct{ step }
+
+func (s healthStep) Execute(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, n := range s.cfg.Nodes {
+		if err := waitNodeReady(ctx, c.Kube, n.IP); err != nil {
+			return err
+		}
+		if !n.Master {
+			continue
+		}
+		rn, err := s.cfg.RuntimeNode(n)
+		if err != nil {
+			return err
+		}
+		if err := registryHealthy(ctx, rn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rollback: checking changes nothing.
+func (s healthStep) Rollback(context.Context) error { return nil }
+
+func registryHealthy(ctx context.Context, n config.Node) error {
+	reg, err := newRegistryClient(n)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+reg.host+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: reg.tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("registry on %s: %w", n.IP, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("registry on %s: %s", n.IP, resp.Status)
+	}
+	return nil
+}
+
+// appStep runs an application's install hook: the user's app, or a system
+// app from the base image (dns-app).
+type appStep struct {
+	step
+	app string
+}
+
+func (s appStep) Execute(ctx context.Context) error {
+	if s.app == dnsApp {
+		return s.dnsApp(ctx)
+	}
+	return s.userApp(ctx, "install")
+}
+
+// Rollback runs the app's uninstall hook when it has one. Without one
+// nothing can remove what the app made: the runtime's rollback, which
+// removes the cluster's data, does.
+func (s appStep) Rollback(ctx context.Context) error {
+	if s.app == dnsApp {
+		return s.runDNSHook(ctx, "uninstall", []string{"kubectl", "delete", "--ignore-not-found", "-f", hook.ResourcesDir + "/coredns.yaml"})
+	}
+	app, err := loadApp(s.cfg)
+	if err != nil {
+		return err
+	}
+	if _, ok := app.Hook("uninstall"); !ok {
+		fmt.Fprintf(s.out, "%s has no uninstall hook: its resources go with the cluster\n", s.cfg.AppName)
+		return nil
+	}
+	return s.userApp(ctx, "uninstall")
+}
+
+// appDir is where /init's app package is unpacked: its resources/ holds
+// app.yaml and the hooks with image names rewritten for the cluster.
+func (c Config) appDir() string { return filepath.Join(c.localDir(), "app") }
+
+func loadApp(c Config) (*manifest.App, error) {
+	dir := c.appDir()
+	if _, err := os.Stat(dir); err != nil {
+		st, err := store.Open(c.PackagesDir())
+		if err != nil {
+			return nil, err
+		}
+		if err := st.ExtractPackage(context.Background(), c.AppPackage, dir); err != nil {
+			return nil, err
+		}
+	}
+	return manifest.Load(filepath.Join(dir, resourcesSubPath, manifest.DefaultFile))
+}
+
+func (s appStep) userApp(ctx context.Context, hookName string) error {
+	app, err := loadApp(s.cfg)
+	if err != nil {
+		return err
+	}
+	h, ok := app.Hook(hookName)
+	if !ok {
+		fmt.Fprintf(s.out, "%s has no %s hook\n", s.cfg.AppName, hookName)
+		return nil
+	}
+	st, err := store.Open(s.cfg.PackagesDir())
+	if err != nil {
+		return err
+	}
+	img, err := packageImage(st, s.cfg.AppPackage)
+	if err != nil {
+		return err
+	}
+	ref := resourcesRef(s.cfg.AppName, s.cfg.AppVersion)
+	if err := s.pushToMasters(ctx, ref, img); err != nil {
+		return err
+	}
+	return s.runHook(ctx, h.Job, hookName, s.cfg.AppName, ref)
+}
+
+// resourcesRef names an app's resources image in the cluster registry.
+func resourcesRef(app, version string) string {
+	return config.RegistryAddr + "/gravitational/" + app + "-resources:" + version
+}
+
+func (s step) pushToMasters(ctx context.Context, ref string, img v1.Image) error {
+	for _, n := range s.cfg.Nodes {
+		if !n.Master {
+			continue
+		}
+		rn, err := s.cfg.RuntimeNode(n)
+		if err != nil {
+			return err
+		}
+		reg, err := newRegistryClient(rn)
+		if err != nil {
+			return err
+		}
+		if err := reg.push(ctx, ref, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, resources string) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	spec := hook.Spec{
+		Job: job, Hook: hookName, Namespace: "default", ServiceAccount: hookServiceAccount,
+		Name:           hookJobName(app, hookName),
+		ResourcesImage: resources, ResourcesSubPath: resourcesSubPath,
+		ToolsImage:  baseimage.ImageHookTools + ":" + s.cfg.BaseVersion,
+		OperationID: s.cfg.OperationID,
+		Env: map[string]string{"GRAVITY_CLUSTER_NAME": s.cfg.ClusterName, "GRAVITY_APP_NAME": app,
+			"GRAVITY_APP_VERSION": s.cfg.AppVersion, "GRAVITY_OPERATION_ID": s.cfg.OperationID,
+			"GRAVITY_HOOK": hookName, "GRAVITY_SERVICE_USER": "1000"},
+	}
+	if job.Namespace != "" && job.Namespace != "default" && job.Namespace != cluster.Namespace {
+		if err := ensureNamespace(ctx, c, job.Namespace); err != nil {
+			return err
+		}
+	}
+	return hook.Run(ctx, c.Kube, spec, s.out)
+}
+
+// hookJobName is unique per run, so a resumed or repeated hook never
+// collides with the Job of an earlier attempt (kept for its logs).
+func hookJobName(app, hookName string) string {
+	name := fmt.Sprintf("%s-%s-%s", app, hookName, randomHex(3))
+	return strings.ToLower(strings.TrimLeft(name[max(0, len(name)-63):], "-"))
+}
+
+func ensureNamespace(ctx context.Context, c cluster.Clients, ns string) error {
+	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return ensureHookAccount(ctx, c.Kube, ns)
+}
+
+// dnsApp installs CoreDNS from the base image's image with its own
+// install hook: kubectl apply of its manifests, from the hook-tools image.
+func (s appStep) dnsApp(ctx context.Context) error {
+	return s.runDNSHook(ctx, "install", []string{"kubectl", "apply", "-f", hook.ResourcesDir + "/coredns.yaml"})
+}
+
+func (s appStep) runDNSHook(ctx context.Context, hookName string, command []string) error {
+	m, err := s.master()
+	if err != nil {
+		return err
+	}
+	image, err := s.systemImage(baseimage.ImageCoreDNS)
+	if err != nil {
+		return err
+	}
+	manifests, err := config.CoreDNSManifests(m, image, 1)
+	if err != nil {
+		return err
+	}
+	img, err := filesImage(map[string][]byte{"coredns.yaml": manifests})
+	if err != nil {
+		return err
+	}
+	ref := resourcesRef(dnsApp, s.cfg.BaseVersion)
+	if err := s.pushToMasters(ctx, ref, img); err != nil {
+		return err
+	}
+	tools := baseimage.ImageHookTools + ":" + s.cfg.BaseVersion
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: cluster.Namespace},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyOnFailure,
+			Containers: []corev1.Container{{Name: hookName, Image: tools,
+				Command: append([]string{"/bin/sh", "-c", `exec "$@"`, "sh"}, command...)}}}}}}
+	if err := s.runHook(ctx, job, hookName, dnsApp, ref); err != nil {
+		return err
+	}
+	if hookName == "install" {
+		return s.waitDeployment(ctx, "kube-system", config.DNSName)
+	}
+	return nil
+}
+
+func (s step) waitDeployment(ctx context.Context, ns, name string) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for {
+		d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas >= 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deployment %s/%s not available: %w", ns, name, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// systemImage finds the tag of a base image's system image (repo without
+// tag) among the cluster image's images.
+func (s step) systemImage(repo string) (string, error) {
+	st, err := store.Open(s.cfg.PackagesDir())
+	if err != nil {
+		return "", err
+	}
+	entries, err := st.Entries()
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Ref, repo+":") {
+			return e.Ref, nil
+		}
+	}
+	return "", fmt.Errorf("the cluster image has no %s image", repo)
+}

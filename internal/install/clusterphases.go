@@ -1,0 +1,286 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/opengravity/gravity/internal/atomicdir"
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+// step is what every installer-side phase has at hand.
+type step struct {
+	cfg      Config
+	imageDir string // the unpacked cluster image (only /init reads it)
+	out      io.Writer
+}
+
+// master is the first master: the installer runs cluster-wide steps
+// through its credentials.
+func (s step) master() (config.Node, error) {
+	for _, n := range s.cfg.Nodes {
+		if n.Master {
+			return s.cfg.RuntimeNode(n)
+		}
+	}
+	return config.Node{}, errors.New("the operation has no master node")
+}
+
+// AdminKubeconfig is the admin's kubeconfig on a master.
+func AdminKubeconfig(n config.Node) string { return n.Paths().Kubeconfig(config.KubeconfigAdmin) }
+
+func (s step) clients() (cluster.Clients, error) {
+	m, err := s.master()
+	if err != nil {
+		return cluster.Clients{}, err
+	}
+	return Clients(AdminKubeconfig(m))
+}
+
+// Clients builds the clients of the cluster a kubeconfig points at.
+func Clients(kubeconfig string) (cluster.Clients, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return cluster.Clients{}, fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	rc.Timeout = 30 * time.Second
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return cluster.Clients{}, err
+	}
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return cluster.Clients{}, err
+	}
+	return cluster.Clients{Kube: kc, Dynamic: dc}, nil
+}
+
+// initStep copies what the install needs out of the unpacked cluster
+// image into the state dir: after it, deleting the unpacked directory
+// breaks nothing.
+type initStep struct{ step }
+
+func (s initStep) Execute(ctx context.Context) error {
+	dir := s.cfg.PackagesDir()
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		return nil // a finished copy: atomicdir never leaves half of one
+	}
+	return atomicdir.Fill(dir, 0o755, func(tmp string) error {
+		st, err := store.Open(tmp)
+		if err != nil {
+			return err
+		}
+		_, err = st.Load(ctx, filepath.Join(s.imageDir, "packages"))
+		return err
+	})
+}
+
+func (s initStep) Rollback(context.Context) error { return os.RemoveAll(s.cfg.PackagesDir()) }
+
+// configureStep makes the cluster's secrets: a new CA set, from which
+// every node's certificates are issued at bootstrap.
+type configureStep struct{ step }
+
+func (s configureStep) Execute(context.Context) error {
+	if _, err := pki.LoadCASet(s.cfg.PKIDir()); err == nil {
+		return nil
+	}
+	if err := os.RemoveAll(s.cfg.PKIDir()); err != nil {
+		return err
+	}
+	cs, err := pki.NewCASet(s.cfg.ClusterName, pki.DefaultCAValidity, time.Now())
+	if err != nil {
+		return err
+	}
+	return cs.Save(s.cfg.PKIDir(), false)
+}
+
+func (s configureStep) Rollback(context.Context) error { return os.RemoveAll(s.cfg.PKIDir()) }
+
+// caFiles reads the CA set for sending to a node.
+func caFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		files[rel], err = os.ReadFile(path)
+		return err
+	})
+	return files, err
+}
+
+// waitStep waits for the API server and every node to be Ready.
+type waitStep struct{ step }
+
+func (s waitStep) Execute(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for _, n := range s.cfg.Nodes {
+		if err := waitNodeReady(ctx, c.Kube, n.IP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rollback: waiting changes nothing.
+func (s waitStep) Rollback(context.Context) error { return nil }
+
+func waitNodeReady(ctx context.Context, kc kubernetes.Interface, name string) error {
+	var last error
+	for {
+		n, err := kc.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err == nil && nodeReady(n) {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not Ready: %w (last error: %v)", name, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Hook service account: cluster-admin by default, since an arbitrary
+// chart may create anything; a manifest's service account narrows it.
+const (
+	hookServiceAccount = "gravity-hook"
+	hookBinding        = "gravity-hook-cluster-admin"
+)
+
+// rbacStep creates the hooks' service account, gravity's resource
+// definitions and the cluster record, and moves the plan into the cluster.
+type rbacStep struct{ step }
+
+func (s rbacStep) Execute(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	for _, ns := range []string{cluster.Namespace, "default"} {
+		if err := ensureHookAccount(ctx, c.Kube, ns); err != nil {
+			return err
+		}
+	}
+	if err := cluster.EnsureCRDs(ctx, c); err != nil {
+		return err
+	}
+	if err := cluster.SaveToken(ctx, c, s.cfg.Token); err != nil {
+		return err
+	}
+	return cluster.SaveInfo(ctx, c, s.info("installing"))
+}
+
+func (s step) info(state string) cluster.Info {
+	return cluster.Info{Name: s.cfg.ClusterName, State: state, App: s.cfg.AppName, AppVersion: s.cfg.AppVersion,
+		Provider: s.cfg.CloudProvider, Created: s.cfg.Created}
+}
+
+func ensureHookAccount(ctx context.Context, kc kubernetes.Interface, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: hookServiceAccount, Namespace: ns}}
+	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("hook service account: %w", err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: hookBinding + "-" + ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: hookServiceAccount, Namespace: ns}},
+	}
+	if _, err := kc.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("hook role binding: %w", err)
+	}
+	return nil
+}
+
+func (s rbacStep) Rollback(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range []string{cluster.Namespace, "default"} {
+		errs = append(errs, ignoreNotFound(c.Kube.RbacV1().ClusterRoleBindings().Delete(ctx, hookBinding+"-"+ns, metav1.DeleteOptions{})),
+			ignoreNotFound(c.Kube.CoreV1().ServiceAccounts(ns).Delete(ctx, hookServiceAccount, metav1.DeleteOptions{})))
+	}
+	errs = append(errs, cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c))
+	return errors.Join(errs...)
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// corednsStep writes the cluster DNS configuration (the Corefile, which
+// answers registry.local with the masters) before the dns-app runs it.
+type corednsStep struct{ step }
+
+func (s corednsStep) Execute(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	m, err := s.master()
+	if err != nil {
+		return err
+	}
+	corefile, err := config.Corefile(m)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.DNSName, Namespace: "kube-system"},
+		Data: map[string]string{"Corefile": string(corefile)}}
+	cms := c.Kube.CoreV1().ConfigMaps("kube-system")
+	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	} else {
+		return err
+	}
+}
+
+func (s corednsStep) Rollback(ctx context.Context) error {
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	return ignoreNotFound(c.Kube.CoreV1().ConfigMaps("kube-system").Delete(ctx, config.DNSName, metav1.DeleteOptions{}))
+}

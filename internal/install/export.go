@@ -1,0 +1,121 @@
+package install
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+// exportStep pushes every container image of the cluster image into the
+// node's registry (registry.local:5000), over mTLS with the registry's
+// client certificate.
+type exportStep struct{ nodeStep }
+
+func (s exportStep) Execute(ctx context.Context) error {
+	st, err := store.Open(s.cfg.PackagesDir())
+	if err != nil {
+		return err
+	}
+	entries, err := st.Entries()
+	if err != nil {
+		return err
+	}
+	reg, err := newRegistryClient(s.rn)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Kind != store.KindImage {
+			continue
+		}
+		if err := reg.pushIndexOrImage(ctx, st, e); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "pushed %s\n", e.Ref)
+	}
+	return nil
+}
+
+// Rollback empties the registry's storage: the runtime's rollback removes
+// the directory itself.
+func (s exportStep) Rollback(context.Context) error {
+	return os.RemoveAll(s.rn.Paths().RegistryStorage + "/docker")
+}
+
+// registryClient talks to one node's registry as registry.local:5000.
+type registryClient struct {
+	host string // "10.0.0.5:5000"
+	tr   http.RoundTripper
+}
+
+func newRegistryClient(n config.Node) (*registryClient, error) {
+	p := n.Paths()
+	cert, err := tls.LoadX509KeyPair(p.Cert(pki.RegistryClient), p.Key(pki.RegistryClient))
+	if err != nil {
+		return nil, fmt.Errorf("registry client certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(p.Cert(pki.ClusterCAName))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no certificate in %s", p.Cert(pki.ClusterCAName))
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool,
+		ServerName: pki.RegistryHost, MinVersion: tls.VersionTLS12}}
+	return &registryClient{host: net.JoinHostPort(n.IP.String(), "5000"), tr: tr}, nil
+}
+
+// ref maps an in-cluster name (registry.local:5000/x:y) to this node's
+// registry address.
+func (r *registryClient) ref(inCluster string) (name.Reference, error) {
+	rest, ok := strings.CutPrefix(inCluster, config.RegistryAddr+"/")
+	if !ok {
+		return nil, fmt.Errorf("image %s is not named for the cluster registry", inCluster)
+	}
+	return name.ParseReference(r.host + "/" + rest)
+}
+
+func (r *registryClient) pushIndexOrImage(ctx context.Context, st *store.Store, e store.Entry) error {
+	ref, err := r.ref(e.Ref)
+	if err != nil {
+		return err
+	}
+	// A multi-platform image is pushed as this node's platform only: the
+	// cluster runs on one architecture.
+	img, _, err := st.Image(e.Ref, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	if err != nil {
+		return err
+	}
+	return wrapPush(e.Ref, remote.Write(ref, img, remote.WithTransport(r.tr), remote.WithContext(ctx)))
+}
+
+func (r *registryClient) push(ctx context.Context, inCluster string, img v1.Image) error {
+	ref, err := r.ref(inCluster)
+	if err != nil {
+		return err
+	}
+	return wrapPush(inCluster, remote.Write(ref, img, remote.WithTransport(r.tr), remote.WithContext(ctx)))
+}
+
+func wrapPush(ref string, err error) error {
+	if err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
+}

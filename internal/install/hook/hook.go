@@ -1,0 +1,215 @@
+// Package hook runs an application hook (a Kubernetes Job from the app
+// manifest) the way Gravity did: with the app's resources at
+// /var/lib/gravity/resources, helm and kubectl in /usr/local/bin and
+// GRAVITY_* variables, its logs streamed to the caller. Tools and resources
+// reach the pod as image volumes from the cluster registry, never through
+// hostPath, so hooks pass Pod Security's baseline.
+package hook
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Where hooks find things, as in Gravity.
+const (
+	ResourcesDir = "/var/lib/gravity/resources"
+	ToolsDir     = "/usr/local/bin"
+	// toolsSubPath is the hook-tools image's directory with helm, kubectl
+	// and a busybox shell.
+	toolsSubPath = "bin"
+	// LabelHook marks every hook Job with its hook name; LabelOperation
+	// with the operation that ran it.
+	LabelHook      = "gravitational.io/hook"
+	LabelOperation = "gravitational.io/operation"
+)
+
+// Spec is one run of a hook.
+type Spec struct {
+	Job            *batchv1.Job // as the app's manifest has it
+	Hook           string       // "install", "update", …
+	Name           string       // unique Job name for this run
+	Namespace      string       // used when the Job names none
+	ServiceAccount string
+	ResourcesImage string // the app's resources, mounted at ResourcesDir
+	// ResourcesSubPath is the image's directory mounted there.
+	ResourcesSubPath string
+	ToolsImage       string // hook-tools, its bin/ mounted at ToolsDir
+	Env              map[string]string
+	OperationID      string
+	// Deadline bounds the whole Job; BackoffLimit its retries. A failing
+	// hook is reported in seconds rather than after Kubernetes' default
+	// six retries with growing back-off.
+	Deadline     time.Duration
+	BackoffLimit int32
+}
+
+// Defaults for Spec.
+const (
+	DefaultDeadline     = 10 * time.Minute
+	DefaultBackoffLimit = 1
+)
+
+// Job returns the Job to create for s.
+func (s Spec) JobObject() (*batchv1.Job, error) {
+	if s.Job == nil || len(s.Job.Spec.Template.Spec.Containers) == 0 {
+		return nil, errors.New("hook job has no containers")
+	}
+	j := s.Job.DeepCopy()
+	j.ObjectMeta = metav1.ObjectMeta{Name: s.Name, Namespace: j.Namespace, Labels: maps.Clone(j.Labels),
+		Annotations: maps.Clone(j.Annotations)}
+	if j.Namespace == "" {
+		j.Namespace = s.Namespace
+	}
+	if j.Labels == nil {
+		j.Labels = map[string]string{}
+	}
+	j.Labels[LabelHook], j.Labels[LabelOperation] = s.Hook, s.OperationID
+	deadline := int64(orDefault(s.Deadline, DefaultDeadline) / time.Second)
+	j.Spec.ActiveDeadlineSeconds = &deadline
+	backoff := s.BackoffLimit
+	if backoff == 0 {
+		backoff = DefaultBackoffLimit
+	}
+	j.Spec.BackoffLimit = &backoff
+	// Selectors and pod labels are generated per Job by the API server.
+	j.Spec.Selector, j.Spec.ManualSelector = nil, nil
+	j.Spec.Template.Labels = map[string]string{LabelHook: s.Hook, LabelOperation: s.OperationID}
+	pod := &j.Spec.Template.Spec
+	if s.ServiceAccount != "" && pod.ServiceAccountName == "" {
+		pod.ServiceAccountName = s.ServiceAccount
+	}
+	s.addVolumes(pod)
+	return j, nil
+}
+
+func (s Spec) addVolumes(pod *corev1.PodSpec) {
+	var mounts []corev1.VolumeMount
+	if s.ResourcesImage != "" {
+		pod.Volumes = append(pod.Volumes, imageVolume("gravity-resources", s.ResourcesImage))
+		mounts = append(mounts, corev1.VolumeMount{Name: "gravity-resources", MountPath: ResourcesDir, SubPath: s.ResourcesSubPath, ReadOnly: true})
+	}
+	if s.ToolsImage != "" {
+		pod.Volumes = append(pod.Volumes, imageVolume("gravity-tools", s.ToolsImage))
+		mounts = append(mounts, corev1.VolumeMount{Name: "gravity-tools", MountPath: ToolsDir, SubPath: toolsSubPath, ReadOnly: true})
+	}
+	env := []corev1.EnvVar{}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, corev1.EnvVar{Name: k, Value: s.Env[k]})
+	}
+	for _, list := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+		for i := range list {
+			c := &list[i]
+			c.VolumeMounts = append(c.VolumeMounts, mounts...)
+			c.Env = append(c.Env, env...)
+		}
+	}
+}
+
+func imageVolume(name, ref string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		Image: &corev1.ImageVolumeSource{Reference: ref, PullPolicy: corev1.PullIfNotPresent}}}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Run creates the hook's Job, streams its pods' logs to logs and waits
+// for it to complete. A failed Job's error carries the reason; the logs
+// were already streamed.
+func Run(ctx context.Context, cs kubernetes.Interface, s Spec, logs io.Writer) error {
+	j, err := s.JobObject()
+	if err != nil {
+		return err
+	}
+	created, err := cs.BatchV1().Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		created, err = cs.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
+	}
+	streamed := map[string]bool{}
+	for {
+		job, err := cs.BatchV1().Jobs(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("hook job %s: %w", created.Name, err)
+		}
+		streamPods(ctx, cs, job, streamed, logs)
+		if done, err := finished(job); done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// finished reads the Job's terminal condition.
+func finished(job *batchv1.Job) (bool, error) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return true, nil
+		case batchv1.JobFailed:
+			return true, fmt.Errorf("hook job %s/%s failed: %s: %s", job.Namespace, job.Name, c.Reason, c.Message)
+		}
+	}
+	return false, nil
+}
+
+// streamPods follows the logs of each container of the Job's pods once it
+// has started, each in its own goroutine, prefixed with the container.
+func streamPods(ctx context.Context, cs kubernetes.Interface, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
+	pods, err := cs.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	if err != nil {
+		return
+	}
+	for _, pod := range pods.Items {
+		for _, st := range append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...) {
+			key := fmt.Sprintf("%s/%s/%d", pod.Name, st.Name, st.RestartCount)
+			if streamed[key] || (st.State.Running == nil && st.State.Terminated == nil) {
+				continue
+			}
+			streamed[key] = true
+			follow(ctx, cs, pod, st.Name, logs)
+		}
+	}
+}
+
+// follow copies a container's log to w until it ends.
+func follow(ctx context.Context, cs kubernetes.Interface, pod corev1.Pod, container string, w io.Writer) {
+	req := cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, Follow: true})
+	rc, err := req.Stream(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "(logs of %s/%s: %v)\n", pod.Name, container, err)
+		return
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fmt.Fprintf(w, "%s: %s\n", container, sc.Text())
+	}
+}

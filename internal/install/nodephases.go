@@ -1,0 +1,323 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/node"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+// PhaseInput is what the installer sends a node with a phase to run: the
+// operation's config and, for bootstrap, the cluster's CA set (the node
+// may be another machine, so nothing is read from the installer's disk).
+type PhaseInput struct {
+	Config Config            `json:"config"`
+	Node   string            `json:"node"`
+	Files  map[string][]byte `json:"files,omitempty"` // CA set, by path relative to its directory
+}
+
+// Host paths install puts the tools at, on root's PATH.
+var (
+	hostBinDir     = "/usr/bin"
+	rootKubeconfig = "/root/.kube/config"
+)
+
+// RunNodePhase runs one node-local phase (or its rollback) on this node;
+// `gravity install phase` calls it for the install agent.
+func RunNodePhase(ctx context.Context, in PhaseInput, id string, rollback bool, out io.Writer) error {
+	nd, err := in.Config.Node(in.Node)
+	if err != nil {
+		return err
+	}
+	ex, err := nodeExecutor(in, nd, id, out)
+	if err != nil {
+		return err
+	}
+	if rollback {
+		return ex.Rollback(ctx)
+	}
+	return ex.Execute(ctx)
+}
+
+func nodeExecutor(in PhaseInput, nd Node, id string, out io.Writer) (plan.Executor, error) {
+	c := in.Config
+	rn, err := c.RuntimeNode(nd)
+	if err != nil {
+		return nil, err
+	}
+	base := nodeStep{cfg: c, node: nd, rn: rn, out: out, files: in.Files}
+	switch {
+	case id == phaseChecks:
+		return checksStep{base}, nil
+	case id == phaseBootstrap+"/"+nd.IP:
+		return bootstrapStep{base}, nil
+	case id == phasePull+"/"+nd.IP:
+		return pullStep{base}, nil
+	case id == phaseMasters+"/"+nd.IP+"/runtime":
+		return runtimeStep{base}, nil
+	case id == phaseExport+"/"+nd.IP:
+		return exportStep{base}, nil
+	}
+	return nil, fmt.Errorf("phase %s does not run on node %s", id, nd.IP)
+}
+
+type nodeStep struct {
+	cfg   Config
+	node  Node
+	rn    config.Node
+	out   io.Writer
+	files map[string][]byte
+}
+
+// bootstrapStep writes the node's config, certificates and kubeconfigs,
+// and root's kubeconfig on masters.
+type bootstrapStep struct{ nodeStep }
+
+func (s bootstrapStep) Execute(context.Context) error {
+	cs, err := s.caSet()
+	if err != nil {
+		return err
+	}
+	data, err := node.FormatNode(s.rn)
+	if err != nil {
+		return err
+	}
+	if err := plan.WriteFileAtomic(s.cfg.nodeConfigPath(), data, 0o644); err != nil {
+		return err
+	}
+	if err := node.IssueNode("/", cs, s.rn); err != nil {
+		return err
+	}
+	if !s.node.Master {
+		return nil
+	}
+	return installKubeconfig(s.rn.Paths().Kubeconfig(config.KubeconfigAdmin))
+}
+
+// installKubeconfig makes the admin's kubeconfig root's, keeping a
+// kubeconfig root already had beside it, for the rollback to restore.
+func installKubeconfig(admin string) error {
+	data, err := os.ReadFile(admin)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(rootKubeconfig)
+	if err == nil && !bytes.Equal(old, data) {
+		if _, err := os.Stat(rootKubeconfig + backupSuffix); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Rename(rootKubeconfig, rootKubeconfig+backupSuffix); err != nil {
+				return err
+			}
+		}
+	}
+	return plan.WriteFileAtomic(rootKubeconfig, data, 0o600)
+}
+
+const backupSuffix = ".before-gravity"
+
+// restoreKubeconfig undoes installKubeconfig while root's kubeconfig is
+// still install's copy of admin.
+func restoreKubeconfig(admin string) error {
+	if err := removeIfSame(rootKubeconfig, admin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(rootKubeconfig + backupSuffix); err == nil {
+		if _, err := os.Stat(rootKubeconfig); errors.Is(err, fs.ErrNotExist) {
+			return os.Rename(rootKubeconfig+backupSuffix, rootKubeconfig)
+		}
+	}
+	_ = os.Remove(filepath.Dir(rootKubeconfig)) // only if empty
+	return nil
+}
+
+// caSet rebuilds the CA set from the files the installer sent.
+func (s bootstrapStep) caSet() (*pki.CASet, error) {
+	if len(s.files) == 0 {
+		return nil, errors.New("bootstrap: the installer sent no CA set")
+	}
+	tmp, err := os.MkdirTemp("", "gravity-ca-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for name, data := range s.files {
+		if !filepath.IsLocal(name) {
+			return nil, fmt.Errorf("bootstrap: bad CA file name %q", name)
+		}
+		path := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return pki.LoadCASet(tmp)
+}
+
+func (s bootstrapStep) Rollback(context.Context) error {
+	p := s.rn.Paths()
+	// First, while the admin kubeconfig to compare with is still there.
+	errs := []error{restoreKubeconfig(p.Kubeconfig(config.KubeconfigAdmin))}
+	for _, path := range []string{p.PKI, p.Config} {
+		errs = append(errs, os.RemoveAll(path))
+	}
+	return errors.Join(errs...)
+}
+
+// removeIfSame removes path only while it is still the copy install made
+// of orig: an admin who replaced root's kubeconfig keeps theirs.
+func removeIfSame(path, orig string) error {
+	a, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	b, berr := os.ReadFile(orig)
+	if err != nil || berr != nil || !bytes.Equal(a, b) {
+		return err
+	}
+	return os.Remove(path)
+}
+
+// pullStep puts the runtime binaries in the node's bin dir and gravity,
+// kubectl and helm on root's PATH.
+type pullStep struct{ nodeStep }
+
+func (s pullStep) Execute(ctx context.Context) error {
+	st, err := store.Open(s.cfg.PackagesDir())
+	if err != nil {
+		return err
+	}
+	bin := s.rn.BinDir
+	if _, err := os.Stat(filepath.Join(bin, "kube")); err != nil {
+		// The package holds bin/…: it is extracted into bin's parent,
+		// which only it fills.
+		if filepath.Base(bin) != "bin" {
+			return fmt.Errorf("runtime bin dir %s: must end in /bin", bin)
+		}
+		_ = os.RemoveAll(filepath.Dir(bin)) // an earlier attempt's partial tree, never a finished one (atomicdir)
+		ref := "gravitational.io/runtime:" + s.cfg.BaseVersion
+		if err := st.ExtractPackage(ctx, ref, filepath.Dir(bin)); err != nil {
+			return fmt.Errorf("extracting %s: %w", ref, err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := copyFileAtomic(self, filepath.Join(hostBinDir, "gravity"), 0o755); err != nil {
+		return err
+	}
+	for _, tool := range []string{"kubectl", "helm"} {
+		if err := symlinkAtomic(filepath.Join(bin, tool), filepath.Join(hostBinDir, tool)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s pullStep) Rollback(context.Context) error {
+	var errs []error
+	for _, tool := range []string{"gravity", "kubectl", "helm"} {
+		if err := os.Remove(filepath.Join(hostBinDir, tool)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, os.RemoveAll(s.rn.BinDir))
+	_ = os.Remove(filepath.Dir(s.rn.BinDir)) // only if empty: /usr/lib/gravity
+	return errors.Join(errs...)
+}
+
+func copyFileAtomic(src, dst string, mode os.FileMode) error {
+	if same, _ := sameFile(src, dst); same {
+		return nil
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return plan.WriteFileAtomic(dst, data, mode)
+}
+
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+func symlinkAtomic(target, link string) error {
+	tmp := link + ".gravity-new"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
+}
+
+// runtimeStep starts the node's runtime as its own detached service (a
+// systemd unit, else a daemon) from the installed gravity binary, so
+// neither killing the installer nor deleting the unpacked image stops it.
+type runtimeStep struct{ nodeStep }
+
+func (s runtimeStep) Execute(ctx context.Context) error {
+	if _, err := node.RunningPID(s.rn.RunDir); err != nil {
+		if err := s.gravity(ctx, "runtime", "start", "--config", s.cfg.nodeConfigPath()); err != nil {
+			return err
+		}
+	}
+	return waitRuntime(ctx, s.rn.RunDir, 3*time.Minute)
+}
+
+// waitRuntime waits until every runtime component is ready, failing as
+// soon as the supervisor gives one up.
+func waitRuntime(ctx context.Context, runDir string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		st, err := node.ReadStatus(runDir)
+		switch {
+		case err == nil && st.State == "running":
+			return nil
+		case err == nil && st.State == "failed":
+			return fmt.Errorf("node runtime failed: %s (see `gravity runtime status`)", st.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node runtime not ready: %w (state %q; see `gravity runtime status`)", ctx.Err(), st.State)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (s runtimeStep) gravity(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(hostBinDir, "gravity"), args...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("gravity %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// Rollback stops the runtime and removes everything it left on the node:
+// containers, mounts, cgroups, network state and its data.
+func (s runtimeStep) Rollback(ctx context.Context) error {
+	return node.Reset(ctx, s.rn, s.out)
+}
