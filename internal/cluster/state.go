@@ -19,7 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/install/plan"
 )
@@ -50,10 +54,56 @@ type Info struct {
 	Created    time.Time `json:"created"`
 }
 
-// Clients are the two clients state needs.
+// Clients are the clients gravity talks to its cluster with.
 type Clients struct {
-	Kube    kubernetes.Interface
+	Kube    Kube
 	Dynamic dynamic.Interface
+}
+
+// Kube is the part of the Kubernetes API gravity uses. Only these groups'
+// clients are linked in: the whole clientset would add every API group's
+// client and apply configurations, 25 MB of the node binary.
+// kubernetes.Interface (and its fake) satisfy it.
+type Kube interface {
+	CoreV1() corev1client.CoreV1Interface
+	BatchV1() batchv1client.BatchV1Interface
+	RbacV1() rbacv1client.RbacV1Interface
+	AppsV1() appsv1client.AppsV1Interface
+}
+
+type kubeClients struct {
+	core  corev1client.CoreV1Interface
+	batch batchv1client.BatchV1Interface
+	rbac  rbacv1client.RbacV1Interface
+	apps  appsv1client.AppsV1Interface
+}
+
+func (k kubeClients) CoreV1() corev1client.CoreV1Interface    { return k.core }
+func (k kubeClients) BatchV1() batchv1client.BatchV1Interface { return k.batch }
+func (k kubeClients) RbacV1() rbacv1client.RbacV1Interface    { return k.rbac }
+func (k kubeClients) AppsV1() appsv1client.AppsV1Interface    { return k.apps }
+
+// NewClients connects to the cluster rc describes.
+func NewClients(rc *rest.Config) (Clients, error) {
+	var k kubeClients
+	var err error
+	if k.core, err = corev1client.NewForConfig(rc); err != nil {
+		return Clients{}, err
+	}
+	if k.batch, err = batchv1client.NewForConfig(rc); err != nil {
+		return Clients{}, err
+	}
+	if k.rbac, err = rbacv1client.NewForConfig(rc); err != nil {
+		return Clients{}, err
+	}
+	if k.apps, err = appsv1client.NewForConfig(rc); err != nil {
+		return Clients{}, err
+	}
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return Clients{}, err
+	}
+	return Clients{Kube: k, Dynamic: dc}, nil
 }
 
 // EnsureCRDs creates gravity's resource definitions and waits for the API

@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opengravity/gravity/internal/atomicdir"
@@ -61,15 +62,11 @@ func Clients(kubeconfig string) (cluster.Clients, error) {
 		return cluster.Clients{}, fmt.Errorf("admin kubeconfig: %w", err)
 	}
 	rc.Timeout = 30 * time.Second
-	kc, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return cluster.Clients{}, err
-	}
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return cluster.Clients{}, err
-	}
-	return cluster.Clients{Kube: kc, Dynamic: dc}, nil
+	// Pod Security warnings about hook pods are expected (baseline is
+	// enforced, restricted only warned); they belong in the hook's logs,
+	// not the progress output.
+	rc.WarningHandler = rest.NoWarnings{}
+	return cluster.NewClients(rc)
 }
 
 // initStep copies what the install needs out of the unpacked cluster
@@ -152,7 +149,7 @@ func (s waitStep) Execute(ctx context.Context) error {
 // Rollback: waiting changes nothing.
 func (s waitStep) Rollback(context.Context) error { return nil }
 
-func waitNodeReady(ctx context.Context, kc kubernetes.Interface, name string) error {
+func waitNodeReady(ctx context.Context, kc cluster.Kube, name string) error {
 	var last error
 	for {
 		n, err := kc.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -198,6 +195,9 @@ func (s rbacStep) Execute(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.labelNodes(ctx, c); err != nil {
+		return err
+	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
 		return err
 	}
@@ -207,12 +207,31 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	return cluster.SaveInfo(ctx, c, s.info("installing"))
 }
 
+// labelNodes records each node's profile, hostname and, on masters, the
+// control-plane role: kubelets may not set node-role labels themselves.
+func (s rbacStep) labelNodes(ctx context.Context, c cluster.Clients) error {
+	for _, n := range s.cfg.Nodes {
+		labels := map[string]string{cluster.LabelRole: n.Role, cluster.LabelHostname: n.Hostname}
+		if n.Master {
+			labels["node-role.kubernetes.io/control-plane"] = ""
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+		if err != nil {
+			return err
+		}
+		if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, n.IP, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("labelling node %s: %w", n.IP, err)
+		}
+	}
+	return nil
+}
+
 func (s step) info(state string) cluster.Info {
 	return cluster.Info{Name: s.cfg.ClusterName, State: state, App: s.cfg.AppName, AppVersion: s.cfg.AppVersion,
 		Provider: s.cfg.CloudProvider, Created: s.cfg.Created}
 }
 
-func ensureHookAccount(ctx context.Context, kc kubernetes.Interface, ns string) error {
+func ensureHookAccount(ctx context.Context, kc cluster.Kube, ns string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: hookServiceAccount, Namespace: ns}}
 	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("hook service account: %w", err)

@@ -329,8 +329,15 @@ func (p printer) say(format string, args ...any) {
 	fmt.Fprintf(p.w, "%s %s\n", time.Now().UTC().Format("Mon Jan _2 15:04:05 MST"), fmt.Sprintf(format, args...))
 }
 
-// LoadPlan reads this node's operation plan.
+// LoadPlan reads this node's operation plan, or the cluster's newest
+// operation when this node ran none.
 func LoadPlan(ctx context.Context, stateDir string) (*plan.Plan, error) {
 	c := Config{StateDir: stateDir}
-	return c.PlanStore().Load(ctx)
+	p, err := c.PlanStore().Load(ctx)
+	if errors.Is(err, plan.ErrNoPlan) {
+		if cp, cerr := ClusterPlan(ctx, stateDir); cerr == nil {
+			return cp, nil
+		}
+	}
+	return p, err
 }

@@ -138,7 +138,13 @@ func restoreKubeconfig(admin string) error {
 			return os.Rename(rootKubeconfig+backupSuffix, rootKubeconfig)
 		}
 	}
-	_ = os.Remove(filepath.Dir(rootKubeconfig)) // only if empty
+	if _, err := os.Stat(rootKubeconfig); errors.Is(err, fs.ErrNotExist) {
+		// kubectl's discovery caches of the cluster that is gone.
+		dir := filepath.Dir(rootKubeconfig)
+		_ = os.RemoveAll(filepath.Join(dir, "cache"))
+		_ = os.RemoveAll(filepath.Join(dir, "http-cache"))
+		_ = os.Remove(dir) // only if empty
+	}
 	return nil
 }
 

@@ -20,7 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // Where hooks find things, as in Gravity.
@@ -130,10 +131,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// Kube is the API a hook run needs (kubernetes.Interface has it).
+type Kube interface {
+	CoreV1() corev1client.CoreV1Interface
+	BatchV1() batchv1client.BatchV1Interface
+}
+
 // Run creates the hook's Job, streams its pods' logs to logs and waits
 // for it to complete. A failed Job's error carries the reason; the logs
 // were already streamed.
-func Run(ctx context.Context, cs kubernetes.Interface, s Spec, logs io.Writer) error {
+func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
 	j, err := s.JobObject()
 	if err != nil {
 		return err
@@ -181,7 +188,7 @@ func finished(job *batchv1.Job) (bool, error) {
 
 // streamPods follows the logs of each container of the Job's pods once it
 // has started, each in its own goroutine, prefixed with the container.
-func streamPods(ctx context.Context, cs kubernetes.Interface, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
+func streamPods(ctx context.Context, cs Kube, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
 	pods, err := cs.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
 		return
@@ -199,7 +206,7 @@ func streamPods(ctx context.Context, cs kubernetes.Interface, job *batchv1.Job, 
 }
 
 // follow copies a container's log to w until it ends.
-func follow(ctx context.Context, cs kubernetes.Interface, pod corev1.Pod, container string, w io.Writer) {
+func follow(ctx context.Context, cs Kube, pod corev1.Pod, container string, w io.Writer) {
 	req := cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, Follow: true})
 	rc, err := req.Stream(ctx)
 	if err != nil {

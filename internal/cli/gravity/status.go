@@ -1,0 +1,107 @@
+package gravity
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opengravity/gravity/internal/cli/output"
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/version"
+)
+
+func statusCommand(stdout io.Writer) *cobra.Command {
+	stateDir := config.DefaultStateDir
+	var format output.Format
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster's name, state, application, nodes, endpoints and recent operations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := install.Status(cmd.Context(), stateDir)
+			if err != nil {
+				return err
+			}
+			return output.Print(stdout, format, st, func(w io.Writer) error { return printClusterStatus(w, st) })
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", stateDir, "the node's state directory")
+	output.AddFlag(cmd, &format)
+	return cmd
+}
+
+func printClusterStatus(w io.Writer, st cluster.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, '\t', 0)
+	fmt.Fprintf(tw, "Cluster name:\t%s\n", st.Info.Name)
+	fmt.Fprintf(tw, "Cluster status:\t%s\n", st.Info.State)
+	fmt.Fprintf(tw, "Application:\t%s, version %s\n", st.Info.App, st.Info.AppVersion)
+	fmt.Fprintf(tw, "Gravity version:\t%s\n", version.Version)
+	fmt.Fprintf(tw, "Join token:\t%s\n", st.Token)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printOperations(w, st.Operations)
+	fmt.Fprintln(w, "Cluster endpoints:")
+	for _, e := range st.Endpoints {
+		fmt.Fprintf(w, "    * %s:\n", e.Name)
+		for _, u := range e.URLs {
+			fmt.Fprintf(w, "        - %s\n", u)
+		}
+	}
+	fmt.Fprintln(w, "Cluster nodes:")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(w, "    * %s / %s / %s\n", orDash(n.Hostname), n.Address, orDash(strings.Join(n.Roles, ",")))
+		fmt.Fprintf(w, "        Status:\t%s\n", n.Status)
+		for _, p := range n.Problems {
+			fmt.Fprintf(w, "        [×]\t%s\n", p)
+		}
+	}
+	return nil
+}
+
+func printOperations(w io.Writer, ops []cluster.OperationBrief) {
+	if len(ops) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Recent operations:")
+	for _, op := range ops[:min(len(ops), 5)] {
+		fmt.Fprintf(w, "    * %s (%s): %s\n", op.Type, op.ID, op.State)
+		fmt.Fprintf(w, "      Started:\t%s (%s ago)\n", op.Created.Local().Format(time.RFC1123), time.Since(op.Created).Round(time.Second))
+		if !op.Finished.IsZero() {
+			fmt.Fprintf(w, "      Completed:\t%s (took %s)\n", op.Finished.Local().Format(time.RFC1123), op.Finished.Sub(op.Created).Round(time.Millisecond))
+		}
+	}
+}
+
+func leaveCommand(stdout io.Writer) *cobra.Command {
+	stateDir := config.DefaultStateDir
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "leave --force",
+		Short: "Remove the cluster from this node completely",
+		Long: `Remove the cluster from this node: stop the runtime, remove its containers,
+mounts, network state and data, the binaries and kubeconfig install put on the
+host, and the state and log directories. With --force it does not ask the
+cluster first; leaving gracefully (shrinking the cluster) is not supported yet.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !force {
+				return errors.New("leaving gracefully is not supported yet: `gravity leave --force` removes the cluster from this node without asking it")
+			}
+			if err := requireRoot("leave"); err != nil {
+				return err
+			}
+			return install.Leave(cmd.Context(), stateDir, stdout)
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove everything locally without asking the cluster")
+	cmd.Flags().StringVar(&stateDir, "state-dir", stateDir, "the node's state directory")
+	return cmd
+}

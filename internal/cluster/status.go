@@ -1,0 +1,194 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opengravity/gravity/internal/install/plan"
+)
+
+// Node labels install sets: the node's profile (Gravity's role) and the
+// host's name (nodes are named by their address).
+const (
+	LabelRole     = "gravitational.io/role"
+	LabelHostname = "gravitational.io/hostname"
+)
+
+// Status is what `gravity status` shows.
+type Status struct {
+	Info       Info             `json:"cluster"`
+	Token      string           `json:"joinToken,omitempty"`
+	Endpoints  []Endpoint       `json:"endpoints"`
+	Nodes      []NodeStatus     `json:"nodes"`
+	Operations []OperationBrief `json:"operations"`
+}
+
+// Endpoint is a cluster service that answered when asked.
+type Endpoint struct {
+	Name string   `json:"name"`
+	URLs []string `json:"urls"`
+}
+
+// NodeStatus is one node's health as the cluster sees it.
+type NodeStatus struct {
+	Name     string   `json:"name"`
+	Hostname string   `json:"hostname"`
+	Address  string   `json:"address"`
+	Roles    []string `json:"roles"`
+	Status   string   `json:"status"` // "healthy" or "degraded"
+	Problems []string `json:"problems,omitempty"`
+}
+
+// OperationBrief is one operation in the status.
+type OperationBrief struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	State    string    `json:"state"`
+	Created  time.Time `json:"created"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// Probes say whether an endpoint answers; the caller supplies them with the
+// credentials each needs.
+type Probes struct {
+	API      func(ctx context.Context, url string) error
+	Registry func(ctx context.Context, url string) error
+}
+
+// ReadStatus gathers the cluster's status from its API.
+func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
+	var st Status
+	info, err := LoadInfo(ctx, c)
+	if err != nil {
+		return st, err
+	}
+	st.Info = info
+	if st.Token, err = Token(ctx, c); err != nil {
+		return st, fmt.Errorf("reading the join token: %w", err)
+	}
+	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return st, fmt.Errorf("listing nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		st.Nodes = append(st.Nodes, nodeStatus(n))
+	}
+	ops, err := Operations(ctx, c)
+	if err != nil {
+		return st, err
+	}
+	for _, p := range ops {
+		st.Operations = append(st.Operations, brief(p))
+	}
+	st.Endpoints = endpoints(ctx, st.Nodes, probes)
+	return st, nil
+}
+
+func nodeStatus(n corev1.Node) NodeStatus {
+	ns := NodeStatus{Name: n.Name, Hostname: n.Labels[LabelHostname], Status: "healthy"}
+	if role := n.Labels[LabelRole]; role != "" {
+		ns.Roles = append(ns.Roles, role)
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ns.Address = a.Address
+		}
+	}
+	for k := range n.Labels {
+		if role, ok := cutPrefix(k, "node-role.kubernetes.io/"); ok {
+			ns.Roles = append(ns.Roles, role)
+		}
+	}
+	sort.Strings(ns.Roles)
+	for _, c := range n.Status.Conditions {
+		// Ready must be True; every other condition (pressure, network
+		// unavailable) False.
+		healthy := c.Status == corev1.ConditionFalse
+		if c.Type == corev1.NodeReady {
+			healthy = c.Status == corev1.ConditionTrue
+		}
+		if !healthy {
+			ns.Problems = append(ns.Problems, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+		}
+	}
+	if n.Spec.Unschedulable {
+		ns.Problems = append(ns.Problems, "unschedulable (cordoned)")
+	}
+	if len(ns.Problems) > 0 {
+		ns.Status = "degraded"
+	}
+	return ns
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+func brief(p *plan.Plan) OperationBrief {
+	b := OperationBrief{ID: p.OperationID, Type: p.OperationType, State: string(p.State()), Created: p.Created}
+	for _, ph := range p.Leaves() {
+		if ph.Finished.After(b.Finished) {
+			b.Finished = ph.Finished
+		}
+	}
+	if p.State() != plan.Completed {
+		b.Finished = time.Time{}
+	}
+	return b
+}
+
+// endpoints lists the services that answer now: an endpoint is shown only
+// once something serves it.
+func endpoints(ctx context.Context, nodes []NodeStatus, probes Probes) []Endpoint {
+	var api, reg []string
+	for _, n := range nodes {
+		if n.Address == "" {
+			continue
+		}
+		u := "https://" + net.JoinHostPort(n.Address, "6443")
+		if probes.API != nil && probes.API(ctx, u) == nil {
+			api = append(api, u)
+		}
+		r := "https://" + net.JoinHostPort(n.Address, "5000")
+		if probes.Registry != nil && probes.Registry(ctx, r) == nil {
+			reg = append(reg, r)
+		}
+	}
+	var out []Endpoint
+	if len(api) > 0 {
+		out = append(out, Endpoint{Name: "Kubernetes API", URLs: api})
+	}
+	if len(reg) > 0 {
+		out = append(out, Endpoint{Name: "Cluster registry (registry.local:5000)", URLs: reg})
+	}
+	return out
+}
+
+// HTTPProbe is a probe that GETs path with client and wants a 200.
+func HTTPProbe(client *http.Client, path string) func(ctx context.Context, url string) error {
+	return func(ctx context.Context, url string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}

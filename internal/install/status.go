@@ -1,0 +1,81 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/node"
+)
+
+// localNode is this node's runtime config, as install wrote it.
+func localNode(stateDir string) (config.Node, error) {
+	path := filepath.Join(stateDir, "config", "node.yaml")
+	n, err := node.LoadNode(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return n, fmt.Errorf("no cluster is installed on this node (%s not found)", path)
+	}
+	if err != nil {
+		return n, err
+	}
+	return n.WithDefaults()
+}
+
+// Status reads the cluster's status through this node's admin
+// credentials, probing the endpoints it lists.
+func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
+	n, err := localNode(stateDir)
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	kubeconfig := AdminKubeconfig(n)
+	c, err := Clients(kubeconfig)
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	apiClient, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	apiClient.Timeout = 5 * time.Second
+	probes := cluster.Probes{API: cluster.HTTPProbe(apiClient, "/readyz")}
+	if reg, err := newRegistryClient(n); err == nil {
+		probes.Registry = cluster.HTTPProbe(&http.Client{Transport: reg.tr, Timeout: 5 * time.Second}, "/v2/")
+	}
+	return cluster.ReadStatus(ctx, c, probes)
+}
+
+// ClusterPlan reads the newest operation's plan from the cluster, for
+// nodes that did not run it.
+func ClusterPlan(ctx context.Context, stateDir string) (*plan.Plan, error) {
+	n, err := localNode(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Clients(AdminKubeconfig(n))
+	if err != nil {
+		return nil, err
+	}
+	ops, err := cluster.Operations(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("%w in the cluster", plan.ErrNoPlan)
+	}
+	return ops[0], nil
+}
