@@ -92,7 +92,7 @@ BENCH_IMAGE_MB ?= 1024
 # End-to-end tests on test hosts with the real runtime and the base image
 # (root; the runtime takes about 30 min cold, a minute with Go's cache
 # warm). `make test` runs them too when GRAVITY_E2E=1, as .ci/run does.
-test-e2e: all
+test-e2e: all example-images
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./test/e2e
 
 bench: all example-images

@@ -181,7 +181,7 @@ func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, r
 		return err
 	}
 	spec := hook.Spec{
-		Job: job, Hook: hookName, Namespace: "default", ServiceAccount: hookServiceAccount,
+		Job: job, Hook: hookName, App: app, Namespace: "default", ServiceAccount: hookServiceAccount,
 		Name:           hookJobName(app, hookName),
 		ResourcesImage: resources, ResourcesSubPath: resourcesSubPath,
 		ToolsImage:  baseimage.ImageHookTools + ":" + s.cfg.BaseVersion,

@@ -31,7 +31,7 @@ type PhaseInput struct {
 
 // Host paths install puts the tools at, on root's PATH.
 var (
-	hostBinDir     = "/usr/bin"
+	hostBinDir     = "/usr/local/bin"
 	rootKubeconfig = "/root/.kube/config"
 )
 
@@ -223,6 +223,11 @@ func (s pullStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, tool := range hostTools {
+		if err := backupForeign(filepath.Join(hostBinDir, tool), self, bin); err != nil {
+			return err
+		}
+	}
 	if err := copyFileAtomic(self, filepath.Join(hostBinDir, "gravity"), 0o755); err != nil {
 		return err
 	}
@@ -236,14 +241,48 @@ func (s pullStep) Execute(ctx context.Context) error {
 
 func (s pullStep) Rollback(context.Context) error {
 	var errs []error
-	for _, tool := range []string{"gravity", "kubectl", "helm"} {
-		if err := os.Remove(filepath.Join(hostBinDir, tool)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, tool := range hostTools {
+		path := filepath.Join(hostBinDir, tool)
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
+		}
+		if _, err := os.Lstat(path + backupSuffix); err == nil {
+			errs = append(errs, os.Rename(path+backupSuffix, path))
 		}
 	}
 	errs = append(errs, os.RemoveAll(s.rn.BinDir))
 	_ = os.Remove(filepath.Dir(s.rn.BinDir)) // only if empty: /usr/lib/gravity
 	return errors.Join(errs...)
+}
+
+// hostTools are what install puts on root's PATH.
+var hostTools = []string{"gravity", "kubectl", "helm"}
+
+// backupForeign moves aside a tool install did not put there (a kubectl
+// the host already had), for the rollback to restore. Ours are a symlink
+// into the runtime's bin dir or a copy of this gravity binary.
+func backupForeign(path, self, bin string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if target, err := os.Readlink(path); err == nil && strings.HasPrefix(target, bin+"/") {
+		return nil
+	}
+	if fi.Mode().IsRegular() {
+		a, _ := os.ReadFile(path)
+		b, _ := os.ReadFile(self)
+		if bytes.Equal(a, b) {
+			return nil
+		}
+	}
+	if _, err := os.Lstat(path + backupSuffix); err == nil {
+		return nil // an earlier attempt kept the original already
+	}
+	return os.Rename(path, path+backupSuffix)
 }
 
 func copyFileAtomic(src, dst string, mode os.FileMode) error {

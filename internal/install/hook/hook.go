@@ -18,7 +18,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -35,12 +34,14 @@ const (
 	// with the operation that ran it.
 	LabelHook      = "gravitational.io/hook"
 	LabelOperation = "gravitational.io/operation"
+	LabelApp       = "gravitational.io/app"
 )
 
 // Spec is one run of a hook.
 type Spec struct {
 	Job            *batchv1.Job // as the app's manifest has it
 	Hook           string       // "install", "update", …
+	App            string       // the application the hook belongs to
 	Name           string       // unique Job name for this run
 	Namespace      string       // used when the Job names none
 	ServiceAccount string
@@ -77,7 +78,9 @@ func (s Spec) JobObject() (*batchv1.Job, error) {
 	if j.Labels == nil {
 		j.Labels = map[string]string{}
 	}
-	j.Labels[LabelHook], j.Labels[LabelOperation] = s.Hook, s.OperationID
+	for k, v := range s.labels() {
+		j.Labels[k] = v
+	}
 	deadline := int64(orDefault(s.Deadline, DefaultDeadline) / time.Second)
 	j.Spec.ActiveDeadlineSeconds = &deadline
 	backoff := s.BackoffLimit
@@ -87,13 +90,18 @@ func (s Spec) JobObject() (*batchv1.Job, error) {
 	j.Spec.BackoffLimit = &backoff
 	// Selectors and pod labels are generated per Job by the API server.
 	j.Spec.Selector, j.Spec.ManualSelector = nil, nil
-	j.Spec.Template.Labels = map[string]string{LabelHook: s.Hook, LabelOperation: s.OperationID}
+	j.Spec.Template.Labels = s.labels()
 	pod := &j.Spec.Template.Spec
 	if s.ServiceAccount != "" && pod.ServiceAccountName == "" {
 		pod.ServiceAccountName = s.ServiceAccount
 	}
 	s.addVolumes(pod)
 	return j, nil
+}
+
+// labels identify a hook run: one operation runs each app's hook once.
+func (s Spec) labels() map[string]string {
+	return map[string]string{LabelHook: s.Hook, LabelOperation: s.OperationID, LabelApp: s.App}
 }
 
 func (s Spec) addVolumes(pod *corev1.PodSpec) {
@@ -145,12 +153,15 @@ func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
 	if err != nil {
 		return err
 	}
-	created, err := cs.BatchV1().Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		created, err = cs.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
-	}
+	created, err := adopt(ctx, cs, s, j.Namespace)
 	if err != nil {
-		return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
+		return err
+	}
+	if created == nil {
+		created, err = cs.BatchV1().Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
+		}
 	}
 	streamed := map[string]bool{}
 	for {
@@ -168,6 +179,24 @@ func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// adopt returns a Job of this operation's run of the hook that completed
+// or still runs: an installer killed while a hook ran resumes by following
+// that Job, not by running the hook a second time. Failed runs are not
+// adopted: resuming after a fix runs the hook again.
+func adopt(ctx context.Context, cs Kube, s Spec, ns string) (*batchv1.Job, error) {
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.labels()})
+	jobs, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("looking for earlier runs of hook %s: %w", s.Hook, err)
+	}
+	for i := range jobs.Items {
+		if done, err := finished(&jobs.Items[i]); !done || err == nil {
+			return &jobs.Items[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // finished reads the Job's terminal condition.

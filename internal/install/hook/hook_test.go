@@ -1,0 +1,153 @@
+package hook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func seedJob() *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "install", Namespace: "default", Labels: map[string]string{"mine": "yes"}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyOnFailure,
+			Containers: []corev1.Container{{Name: "install", Image: "registry.local:5000/gravitational/debian-tall:stretch",
+				Command: []string{"/usr/local/bin/helm", "install", "/var/lib/gravity/resources/charts/alpine"}}},
+		}}},
+	}
+}
+
+func spec() Spec {
+	return Spec{Job: seedJob(), Hook: "install", App: "cluster-image", Name: "cluster-image-install-abc", Namespace: "kube-system",
+		ServiceAccount: "gravity-hook", ResourcesImage: "registry.local:5000/gravitational/cluster-image-resources:0.0.1",
+		ResourcesSubPath: "resources", ToolsImage: "registry.local:5000/gravitational/hook-tools:0.1.0",
+		Env: map[string]string{"GRAVITY_APP_NAME": "cluster-image"}, OperationID: "op1"}
+}
+
+func TestJobObject(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Spec)
+		check func(t *testing.T, j *batchv1.Job)
+	}{
+		{name: "seed job", check: func(t *testing.T, j *batchv1.Job) {
+			if j.Name != "cluster-image-install-abc" || j.Namespace != "default" {
+				t.Errorf("name %s/%s", j.Namespace, j.Name)
+			}
+			if *j.Spec.BackoffLimit != DefaultBackoffLimit || *j.Spec.ActiveDeadlineSeconds != int64(DefaultDeadline/time.Second) {
+				t.Errorf("backoff %d deadline %d", *j.Spec.BackoffLimit, *j.Spec.ActiveDeadlineSeconds)
+			}
+			pod := j.Spec.Template.Spec
+			if pod.ServiceAccountName != "gravity-hook" {
+				t.Errorf("service account %q", pod.ServiceAccountName)
+			}
+			mounts := map[string]corev1.VolumeMount{}
+			for _, m := range pod.Containers[0].VolumeMounts {
+				mounts[m.MountPath] = m
+			}
+			if m := mounts[ResourcesDir]; m.SubPath != "resources" || !m.ReadOnly {
+				t.Errorf("resources mount %+v", m)
+			}
+			if m := mounts[ToolsDir]; m.SubPath != "bin" {
+				t.Errorf("tools mount %+v", m)
+			}
+			for _, v := range pod.Volumes {
+				if v.HostPath != nil || v.Image == nil {
+					t.Errorf("volume %s is not an image volume", v.Name)
+				}
+			}
+			if j.Labels["mine"] != "yes" || j.Labels[LabelOperation] != "op1" || j.Labels[LabelApp] != "cluster-image" {
+				t.Errorf("labels %v", j.Labels)
+			}
+			if env := pod.Containers[0].Env; len(env) != 1 || env[0].Name != "GRAVITY_APP_NAME" {
+				t.Errorf("env %v", env)
+			}
+		}},
+		{name: "job without namespace gets the default", edit: func(s *Spec) { s.Job.Namespace = "" },
+			check: func(t *testing.T, j *batchv1.Job) {
+				if j.Namespace != "kube-system" {
+					t.Errorf("namespace %q", j.Namespace)
+				}
+			}},
+		{name: "manifest's service account narrows the hook", edit: func(s *Spec) { s.Job.Spec.Template.Spec.ServiceAccountName = "narrow" },
+			check: func(t *testing.T, j *batchv1.Job) {
+				if sa := j.Spec.Template.Spec.ServiceAccountName; sa != "narrow" {
+					t.Errorf("service account %q", sa)
+				}
+			}},
+		{name: "selector dropped", edit: func(s *Spec) {
+			s.Job.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}
+		}, check: func(t *testing.T, j *batchv1.Job) {
+			if j.Spec.Selector != nil {
+				t.Error("selector kept: the API server would refuse it")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := spec()
+			if tc.edit != nil {
+				tc.edit(&s)
+			}
+			j, err := s.JobObject()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, j)
+		})
+	}
+	if _, err := (Spec{Job: &batchv1.Job{}}).JobObject(); err == nil {
+		t.Error("a job without containers was accepted")
+	}
+}
+
+// TestAdopt: a resumed install follows the earlier run of the hook when
+// it completed or still runs, and runs the hook again after a failure.
+func TestAdopt(t *testing.T) {
+	s := spec()
+	for _, tc := range []struct {
+		name string
+		cond batchv1.JobConditionType
+		want bool
+	}{
+		{name: "running", want: true},
+		{name: "complete", cond: batchv1.JobComplete, want: true},
+		{name: "failed", cond: batchv1.JobFailed, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j, _ := s.JobObject()
+			if tc.cond != "" {
+				j.Status.Conditions = []batchv1.JobCondition{{Type: tc.cond, Status: corev1.ConditionTrue}}
+			}
+			cs := fake.NewClientset(j)
+			got, err := adopt(context.Background(), cs, s, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got != nil) != tc.want {
+				t.Fatalf("adopted %v, want %v", got != nil, tc.want)
+			}
+			other := s
+			other.OperationID = "op2"
+			if got, _ := adopt(context.Background(), cs, other, "default"); got != nil {
+				t.Error("adopted another operation's job")
+			}
+		})
+	}
+}
+
+func TestFinished(t *testing.T) {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "h", Namespace: "ns"}}
+	if done, _ := finished(j); done {
+		t.Error("no condition is done")
+	}
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "too many"}}
+	if done, err := finished(j); !done || err == nil || !strings.Contains(err.Error(), "BackoffLimitExceeded") {
+		t.Errorf("failed job: %v %v", done, err)
+	}
+}

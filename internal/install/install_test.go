@@ -1,0 +1,142 @@
+package install
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/manifest"
+)
+
+func testConfig() Config {
+	return Config{OperationID: "op", ClusterName: "c", AppName: "cluster-image", AppVersion: "0.0.1", BaseVersion: "0.1.0",
+		StateDir: "/var/lib/gravity", PodCIDR: "10.244.0.0/16", ServiceCIDR: "10.100.0.0/16",
+		Nodes: []Node{{IP: "10.0.0.5", Hostname: "node-1", Role: "node", Master: true, PodSubnet: "10.244.0.0/24"}}}
+}
+
+// TestPlanPhases: Gravity's phase ids, each leaf with an executor, valid.
+func TestPlanPhases(t *testing.T) {
+	c := testConfig()
+	p := Plan(c)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ph := range p.Leaves() {
+		ids = append(ids, ph.ID)
+	}
+	want := "/init /checks /configure /bootstrap/10.0.0.5 /pull/10.0.0.5 /masters/10.0.0.5/runtime /wait /rbac " +
+		"/coredns /export/10.0.0.5 /health /runtime/dns-app /app/cluster-image"
+	if got := strings.Join(ids, " "); got != want {
+		t.Fatalf("leaves:\n got %s\nwant %s", got, want)
+	}
+	ex := executors(c, nil, "", nil, nil)
+	for _, ph := range p.Leaves() {
+		if _, err := ex(ph); err != nil {
+			t.Errorf("%s: %v", ph.ID, err)
+		}
+		if ph.State != plan.Unstarted {
+			t.Errorf("%s starts %s", ph.ID, ph.State)
+		}
+	}
+	// Node phases know their node, so they go to its agent.
+	for _, id := range []string{"/bootstrap/10.0.0.5", "/pull/10.0.0.5", "/masters/10.0.0.5/runtime", "/export/10.0.0.5"} {
+		if ph, _ := p.Find(id); ph.Node != "10.0.0.5" {
+			t.Errorf("%s runs on %q", id, ph.Node)
+		}
+	}
+}
+
+func TestNodeSubnet(t *testing.T) {
+	for _, tc := range []struct {
+		cidr string
+		i    int
+		want string
+		err  string
+	}{
+		{cidr: "10.244.0.0/16", want: "10.244.0.0/24"},
+		{cidr: "10.244.0.0/16", i: 3, want: "10.244.3.0/24"},
+		{cidr: "192.168.0.0/23", i: 1, want: "192.168.1.0/24"},
+		{cidr: "10.244.0.0/24", err: "too small"},
+		{cidr: "10.244.1.0/16", err: "host bits set (did you mean 10.244.0.0/16?)"},
+		{cidr: "10.244.0.0/33", err: "not an IPv4 CIDR"},
+		{cidr: "fd00::/64", err: "not an IPv4 CIDR"},
+		{cidr: "banana", err: "not an IPv4 CIDR"},
+	} {
+		got, err := nodeSubnet(tc.cidr, tc.i)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.cidr, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s #%d = %s, %v; want %s", tc.cidr, tc.i, got, err, tc.want)
+		}
+	}
+}
+
+func TestNodeRole(t *testing.T) {
+	m := &manifest.Manifest{NodeProfiles: []manifest.NodeProfile{{Name: "worker"}, {Name: "db"}},
+		Installer: &manifest.Installer{Flavors: &manifest.Flavors{Items: []manifest.Flavor{
+			{Name: "small", Nodes: []manifest.FlavorNode{{Profile: "db", Count: 1}}}}}}}
+	for _, tc := range []struct {
+		m            *manifest.Manifest
+		role, flavor string
+		want, err    string
+	}{
+		{m: &manifest.Manifest{}, want: "node"},
+		{m: &manifest.Manifest{NodeProfiles: []manifest.NodeProfile{{Name: "only"}}}, want: "only"},
+		{m: m, role: "worker", want: "worker"},
+		{m: m, role: "nope", err: "no such node profile (it has worker, db)"},
+		{m: m, flavor: "small", want: "db"},
+		{m: m, flavor: "huge", err: "no such install flavor"},
+		{m: m, want: "node"},
+	} {
+		got, err := nodeRole(tc.m, tc.role, tc.flavor)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q/%q: err %v, want %q", tc.role, tc.flavor, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q/%q = %q, %v; want %q", tc.role, tc.flavor, got, err, tc.want)
+		}
+	}
+}
+
+func TestRuntimeNode(t *testing.T) {
+	c := testConfig()
+	n, err := c.RuntimeNode(c.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.IsMaster() || n.NodePodCIDR != "10.244.0.0/24" || n.StateDir != "/var/lib/gravity" || len(n.MasterIPs) != 1 {
+		t.Fatalf("%+v", n)
+	}
+	c.ServiceCIDR = "10.244.0.0/16" // overlaps the pod network
+	if _, err := c.RuntimeNode(c.Nodes[0]); err == nil {
+		t.Error("overlapping service and pod networks accepted")
+	}
+}
+
+func TestHookJobName(t *testing.T) {
+	a, b := hookJobName("cluster-image", "install"), hookJobName("cluster-image", "install")
+	if a == b || !strings.HasPrefix(a, "cluster-image-install-") {
+		t.Errorf("names %q %q: want unique, prefixed", a, b)
+	}
+	long := hookJobName(strings.Repeat("x", 80), "install")
+	if len(long) > 63 || strings.HasPrefix(long, "-") {
+		t.Errorf("long name %q", long)
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	tb := &tailBuffer{max: 5}
+	tb.Write([]byte("abc"))
+	tb.Write([]byte("defgh"))
+	if got := tb.String(); got != "defgh" {
+		t.Errorf("tail %q", got)
+	}
+}

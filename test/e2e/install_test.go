@@ -1,0 +1,388 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/node"
+	"github.com/opengravity/gravity/internal/testhost"
+)
+
+// installHost is one fresh test host that cluster images are installed
+// on, as a new user would: from `tar -xf`, with `sudo ./gravity install`.
+type installHost struct {
+	t    *testing.T
+	ctx  context.Context
+	net  *testhost.Network
+	h    *testhost.Host
+	work string
+}
+
+const planFile = "/var/lib/gravity/local/plan.json"
+
+// TestInstall installs the walkthrough's v1 image on a fresh test host:
+// bad input refused with nothing changed; the installer killed (-9) in
+// three phases and resumed; the result checked with kubectl, helm and
+// gravity status; the v2 upgrade hook's helm command run by hand; leave
+// --force. Then an app whose install hook fails: its logs shown, the plan
+// rolled back to a clean host, installed again, fixed and resumed.
+func TestInstall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	ih := newInstallHost(t, ctx)
+	v1 := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
+	failing := ih.unpack("failhook", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failhook"), "failhook"))
+
+	t.Run("refused", func(t *testing.T) { testRefused(t, ih, v1) })
+	t.Run("kill-resume", func(t *testing.T) { testKillResume(t, ih, v1) })
+	t.Run("installed", func(t *testing.T) { testInstalled(t, ih, v1) })
+	t.Run("leave", func(t *testing.T) {
+		ih.mustRun("gravity", "leave", "--force")
+		ih.assertClean()
+	})
+	t.Run("hook-failure", func(t *testing.T) { testHookFailure(t, ih, failing) })
+
+	if drops, err := ih.net.EgressDrops(ctx); err != nil || drops != 0 {
+		t.Errorf("packets dropped leaving the test hosts: %d (%v)", drops, err)
+	}
+}
+
+func newInstallHost(t *testing.T, ctx context.Context) *installHost {
+	ih := &installHost{t: t, ctx: ctx, work: filepath.Join(repo, "build/e2e/install")}
+	if err := os.RemoveAll(ih.work); err != nil {
+		t.Fatal(err)
+	}
+	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: "gin", Subnet: "10.235.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := net.AddHost(ctx, "h1")
+	if err != nil {
+		net.Close()
+		t.Fatal(err)
+	}
+	ih.net, ih.h = net, h
+	// Last registered runs first: the network (and every process) goes,
+	// then the cgroups kubelet made on the shared kernel.
+	t.Cleanup(func() { ih.removeCgroups() })
+	t.Cleanup(func() { _ = net.Close() })
+	return ih
+}
+
+func (ih *installHost) removeCgroups() {
+	n, err := config.Node{IP: ih.h.IP.AsSlice(), ClusterName: "x", MasterIPs: []net.IP{ih.h.IP.AsSlice()},
+		NodePodCIDR: "10.244.0.0/24"}.WithDefaults()
+	if err != nil {
+		ih.t.Error(err)
+		return
+	}
+	mi, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		ih.t.Error(err)
+		return
+	}
+	defer mi.Close()
+	if err := node.RemoveCgroups(mi, n.CgroupRoot); err != nil {
+		ih.t.Errorf("cgroups left: %v", err)
+	}
+}
+
+// buildImage runs tele build on appDir with its own state dir holding the
+// example images (make example-images).
+func (ih *installHost) buildImage(appDir, name string) string {
+	t := ih.t
+	tele := filepath.Join(repo, "build/tele")
+	state := filepath.Join(ih.work, "state")
+	images, _ := filepath.Glob(filepath.Join(repo, "build/example-images/*.oci.tar"))
+	if len(images) == 0 {
+		t.Fatal("no example images: run `make example-images`")
+	}
+	if out, err := exec.Command(tele, append([]string{"--state-dir", state, "image", "load"}, images...)...).CombinedOutput(); err != nil {
+		t.Fatalf("tele image load: %v\n%s", err, out)
+	}
+	out := filepath.Join(ih.work, name+".tar")
+	cmd := exec.Command(tele, "--state-dir", state, "build", filepath.Join(appDir, "app.yaml"), "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tele build %s: %v\n%s", appDir, err, b)
+	}
+	return out
+}
+
+// unpack unpacks a cluster image inside the host, as its user would.
+func (ih *installHost) unpack(name, tarball string) string {
+	dir := filepath.Join(ih.work, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		ih.t.Fatal(err)
+	}
+	ih.mustRun("tar", "-xf", tarball, "-C", dir)
+	return dir
+}
+
+func (ih *installHost) run(name string, args ...string) (string, error) {
+	out, errOut, err := ih.h.Run(ih.ctx, name, args...)
+	return out + errOut, err
+}
+
+func (ih *installHost) mustRun(name string, args ...string) string {
+	ih.t.Helper()
+	out, err := ih.run(name, args...)
+	if err != nil {
+		ih.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// mustFail runs a command that must fail with want in its output.
+func (ih *installHost) mustFail(want string, name string, args ...string) string {
+	ih.t.Helper()
+	out, err := ih.run(name, args...)
+	if err == nil || !strings.Contains(out, want) {
+		ih.t.Fatalf("%s %s: err %v, want output with %q:\n%s", name, strings.Join(args, " "), err, want, out)
+	}
+	return out
+}
+
+// assertClean checks that nothing of a cluster is left on the host.
+func (ih *installHost) assertClean() {
+	t := ih.t
+	t.Helper()
+	for _, p := range []string{"/var/lib/gravity", "/usr/lib/gravity", "/usr/local/bin/gravity", "/usr/local/bin/kubectl",
+		"/usr/local/bin/helm", "/run/gravity", "/var/log/gravity", "/root/.kube", "/var/log/gravity-install.log"} {
+		if _, err := os.Lstat(ih.h.Path(p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is left on the host (%v)", p, err)
+		}
+	}
+	ps := ih.mustRun("ps", "-e", "-o", "pid=,comm=")
+	if lines := strings.Split(strings.TrimSpace(ps), "\n"); len(lines) > 2 { // init and ps
+		t.Errorf("processes left:\n%s", ps)
+	}
+	if links := ih.mustRun("ip", "-o", "link"); strings.Contains(links, config.BridgeName) {
+		t.Errorf("pod bridge left:\n%s", links)
+	}
+	if rules := ih.mustRun("iptables-save"); strings.Contains(rules, "KUBE-") || strings.Contains(rules, "CNI-") {
+		t.Errorf("iptables chains left:\n%s", rules)
+	}
+	if mounts := ih.mustRun("cat", "/proc/self/mountinfo"); strings.Contains(mounts, "/var/lib/gravity") {
+		t.Errorf("mounts left:\n%s", mounts)
+	}
+}
+
+// testRefused: bad input gets a clear error and changes nothing.
+func testRefused(t *testing.T, ih *installHost, image string) {
+	g := filepath.Join(image, "gravity")
+	ih.mustFail("must run as root", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", g, "install")
+	ih.mustFail("--cloud-provider=aws is not supported", g, "install", "--cloud-provider=aws")
+	ih.mustFail("--pod-network-cidr=10.244.0.0/33: not an IPv4 CIDR", g, "install", "--pod-network-cidr=10.244.0.0/33")
+	ih.mustFail("--advertise-addr=10.9.9.9: no interface", g, "install", "--advertise-addr=10.9.9.9")
+	ih.mustFail(`unknown preflight check "nope"`, g, "install", "--skip-check=nope")
+	ih.assertClean()
+
+	// A preflight failure: something already listens on the API port.
+	squatter := ih.h.Command(ih.ctx, "/bin/busybox", "nc", "-l", "-p", "6443")
+	if err := squatter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // until it listens
+	report := filepath.Join(ih.work, "preflight.json")
+	out := ih.mustFail("preflight checks failed (ports)", g, "install", "--preflight-report", report)
+	_ = squatter.Cancel()
+	_ = squatter.Wait()
+	t.Logf("preflight failure:\n%s", out)
+	var rep struct{ Results []struct{ Name, Status string } }
+	if data, err := os.ReadFile(report); err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Results) == 0 {
+		t.Errorf("preflight report %s: %v", report, err)
+	}
+	// The report is the only thing written.
+	ih.assertClean()
+
+	// A truncated cluster image: a copy with one layer blob cut short.
+	cut := filepath.Join(ih.work, "truncated")
+	ih.mustRun("cp", "-a", image, cut)
+	blob := largestBlob(t, filepath.Join(cut, "packages/blobs/sha256"))
+	if err := os.Truncate(blob, 1000); err != nil {
+		t.Fatal(err)
+	}
+	ih.mustFail("truncated", filepath.Join(cut, "gravity"), "install")
+	ih.assertClean()
+}
+
+func largestBlob(t *testing.T, dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best string
+	var size int64
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Size() > size {
+			best, size = filepath.Join(dir, e.Name()), fi.Size()
+		}
+	}
+	return best
+}
+
+// testKillResume kills the installer with SIGKILL while each of three
+// phases runs; `gravity plan resume` then finishes the install.
+func testKillResume(t *testing.T, ih *installHost, image string) {
+	ip := ih.h.IP.String()
+	start := time.Now()
+	ih.killDuring("/pull/"+ip, filepath.Join(image, "gravity"), "install", "--cloud-provider=generic")
+	// The runtime is its own process: killing the installer leaves it be.
+	ih.killDuring("/masters/"+ip+"/runtime", filepath.Join(image, "gravity"), "plan", "resume")
+	ih.killDuring("/runtime/dns-app", "/usr/local/bin/gravity", "plan", "resume")
+	out := ih.mustRun("/usr/local/bin/gravity", "plan", "resume")
+	t.Logf("install with three kills took %.1f s; last resume:\n%s", time.Since(start).Seconds(), out)
+	if !strings.Contains(out, "Installation succeeded in") {
+		t.Fatalf("no success line:\n%s", out)
+	}
+	p := ih.readPlan()
+	if !p.Done() {
+		t.Fatalf("plan not done: %s", ih.mustRun("gravity", "plan"))
+	}
+}
+
+// killDuring starts a command and SIGKILLs it once phase is in progress.
+func (ih *installHost) killDuring(phase, name string, args ...string) {
+	t := ih.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(ih.ctx)
+	defer cancel()
+	cmd := ih.h.Command(ctx, name, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("%s ended (%v) before phase %s ran:\n%s", name, err, phase, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if ph, err := ih.phase(phase); err == nil && ph.State == plan.InProgress {
+			break
+		}
+	}
+	cancel() // SIGKILL, as Host.Command cancels
+	<-done
+	t.Logf("killed %s during %s", filepath.Base(name), phase)
+}
+
+func (ih *installHost) readPlan() *plan.Plan {
+	p, err := plan.FileStore{Path: ih.h.Path(planFile)}.Load(ih.ctx)
+	if err != nil {
+		ih.t.Fatal(err)
+	}
+	return p
+}
+
+func (ih *installHost) phase(id string) (*plan.Phase, error) {
+	p, err := plan.FileStore{Path: ih.h.Path(planFile)}.Load(ih.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Find(id)
+}
+
+// testInstalled checks the installed cluster as the walkthrough does.
+func testInstalled(t *testing.T, ih *installHost, image string) {
+	ip := ih.h.IP.String()
+	if out := ih.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "True" {
+		t.Errorf("node Ready = %q", out)
+	}
+	ih.waitPod("alpine")
+	if img := ih.mustRun("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.spec.containers[0].image}"); img != "registry.local:5000/alpine:3.3" {
+		t.Errorf("alpine image %q", img)
+	}
+	ls := ih.mustRun("helm", "ls")
+	if !strings.Contains(ls, "example") || !strings.Contains(ls, "alpine-0.0.1") {
+		t.Errorf("helm ls:\n%s", ls)
+	}
+	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
+
+	// Install copied what it needs: the unpacked image can go.
+	ih.mustRun("rm", "-rf", image)
+	status := ih.mustRun("gravity", "status")
+	t.Logf("gravity status:\n%s", status)
+	for _, want := range []string{"Cluster status:\t\tactive", "Application:\t\tcluster-image, version 0.0.1",
+		"https://" + ip + ":6443", "Status:\thealthy", "Join token:"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("gravity status lacks %q", want)
+		}
+	}
+	var st struct {
+		Cluster struct{ State string }
+		Nodes   []struct{ Address, Status string }
+	}
+	if err := json.Unmarshal([]byte(ih.mustRun("gravity", "status", "-o", "json")), &st); err != nil ||
+		st.Cluster.State != "active" || len(st.Nodes) != 1 || st.Nodes[0].Status != "healthy" {
+		t.Errorf("gravity status -o json: %+v (%v)", st, err)
+	}
+
+	// v2's upgrade hook, run by hand: Helm 2's command line, no namespace.
+	ih.mustRun("helm", "upgrade", "--set", "registry=registry.local:5000/", "example",
+		filepath.Join(repo, "examples/gravity101/v2/charts/alpine"))
+	if ls := ih.mustRun("helm", "ls"); !strings.Contains(ls, "alpine-0.0.2") {
+		t.Errorf("after upgrade, helm ls:\n%s", ls)
+	}
+	if hist := ih.mustRun("helm", "history", "example"); !strings.Contains(hist, "alpine-0.0.2") || !strings.Contains(hist, "alpine-0.0.1") {
+		t.Errorf("helm history:\n%s", hist)
+	}
+	ih.mustFail(`a release named "example" already exists`, "helm", "install", filepath.Join(repo, "examples/gravity101/v1/charts/alpine"), "--name", "example", "--namespace", "kube-system")
+}
+
+func (ih *installHost) waitPod(name string) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, _ := ih.run("kubectl", "get", "pod", name, "-o", "jsonpath={.status.phase}")
+		if out == "Running" {
+			return
+		}
+		if time.Now().After(deadline) {
+			ih.t.Fatalf("pod %s not Running: %s\n%s", name, out, ih.mustRun("kubectl", "get", "pods", "-A"))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// testHookFailure: a failing install hook's logs are shown and the plan
+// stays resumable; rollback returns the host to clean; after the fix,
+// resume finishes.
+func testHookFailure(t *testing.T, ih *installHost, image string) {
+	g := filepath.Join(image, "gravity")
+	out := ih.mustFail("phase /app/failhook", g, "install")
+	for _, want := range []string{"hook-fix is missing: failing on purpose", "gravity plan resume"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install output lacks %q:\n%s", want, out)
+		}
+	}
+	if ph, err := ih.phase("/app/failhook"); err != nil || ph.State != plan.Failed {
+		t.Fatalf("phase /app/failhook: %+v %v", ph, err)
+	}
+	rb := ih.mustRun("gravity", "plan", "rollback")
+	t.Logf("rollback:\n%s", rb)
+	ih.assertClean()
+
+	ih.mustFail("phase /app/failhook", g, "install")
+	ih.mustRun("kubectl", "create", "configmap", "hook-fix", "-n", "default")
+	if out := ih.mustRun("gravity", "plan", "resume"); !strings.Contains(out, "Installation succeeded") {
+		t.Fatalf("resume after the fix:\n%s", out)
+	}
+	ih.mustRun("gravity", "leave", "--force")
+	ih.assertClean()
+}
+
