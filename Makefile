@@ -18,7 +18,7 @@ EXAMPLE_IMAGES := $(BUILD)/example-images
 # The state dir the demo and example images use (tele's default is ~/.gravity).
 STATE_DIR ?= $(HOME)/.gravity
 
-.PHONY: all binaries base deps example-images demo test test-e2e bench fuzz vet runtime clean FORCE
+.PHONY: all binaries base deps example-images demo demo-down test test-e2e bench fuzz vet runtime clean FORCE
 
 # The runtime comes first: the base image carries it (RUNTIME_BIN is read
 # when make starts, so base is made by a second make once it exists).
@@ -72,12 +72,30 @@ deps:
 	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; }
 
-# The main job: build the walkthrough's cluster image (examples/gravity101/v1).
+# The main job: build the walkthrough's cluster image (examples/gravity101/v1)
+# and install it on a fresh test host (a network namespace with its own
+# /usr, /etc, /var, /run: hack/testhost), as its user would: tar -xf, then
+# ./gravity install. The host stays up for a look; `make demo-down` removes it.
+DEMO_HOST := go run ./hack/testhost run --prefix gdemo h1 --
+DEMO_DIR  := $(CURDIR)/$(BUILD)/demo/cluster-image
 demo: all example-images
 	@mkdir -p $(BUILD)/demo
 	cd $(BUILD)/demo && ../tele --state-dir $(STATE_DIR) build ../../examples/gravity101/v1/app.yaml --overwrite
-	tar -tvf $(BUILD)/demo/cluster-image-0.0.1.tar | head -20
 	$(TELE) inspect $(BUILD)/demo/cluster-image-0.0.1.tar
+	-@$(MAKE) --no-print-directory demo-down >/dev/null 2>&1
+	go run ./hack/testhost up --prefix gdemo --hosts 1 --subnet 10.237.0.0/24
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(DEMO_HOST) tar -xf $(CURDIR)/$(BUILD)/demo/cluster-image-0.0.1.tar -C $(DEMO_DIR)
+	$(DEMO_HOST) $(DEMO_DIR)/gravity install --cloud-provider=generic
+	$(DEMO_HOST) kubectl get pods -A -o wide
+	$(DEMO_HOST) helm ls
+	$(DEMO_HOST) gravity status
+	@echo "The test host is up: run commands in it with '$(DEMO_HOST) CMD', remove it with 'make demo-down'."
+
+# leave --force first: it removes the cgroups kubelet made on the shared kernel.
+demo-down:
+	-$(DEMO_HOST) gravity leave --force
+	go run ./hack/testhost down --prefix gdemo
 
 # GRAVITY_E2E=1 (set by .ci/run) adds the end-to-end tests.
 test:

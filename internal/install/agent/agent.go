@@ -177,9 +177,9 @@ func (a *agent) execute(ctx context.Context, s *sender, r *runMsg) {
 	}
 	name := r.Args[0]
 	if name == SelfExecutable {
-		if self, err := os.Executable(); err == nil {
-			name = self
-		}
+		// The agent's own binary even once its file is gone: rolling back
+		// an install removes the installed gravity while it runs.
+		name = "/proc/self/exe"
 	}
 	cmd := exec.CommandContext(ctx, name, r.Args[1:]...)
 	cmd.Env = append(os.Environ(), r.Env...)
