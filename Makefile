@@ -117,7 +117,7 @@ bench: all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
 	$(GO) test -run='^$$' -bench=BenchmarkWrite -benchtime=3x ./internal/clusterimage
-	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench=BenchmarkRuntime -benchtime=1x -v ./test/e2e; \
+	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench='BenchmarkRuntime|BenchmarkInstall' -benchtime=1x -v ./test/e2e; \
 	else echo "bench: the runtime figures need root (test hosts)"; fi
 
 # A short run of every fuzzer (FUZZTIME per fuzzer).

@@ -151,7 +151,7 @@ func Rollback(ctx context.Context, o Options, id string, force bool) error {
 	if err != nil || id != "" {
 		return err
 	}
-	if err := removeState(cfg); err != nil {
+	if err := errors.Join(removeState(cfg), removeMissingOK(o.LogFile)); err != nil {
 		return err
 	}
 	p.say("Operation %s rolled back: the node is as it was before the install", cfg.OperationID)

@@ -94,3 +94,23 @@ func commandName(dir, comm string) string {
 	}
 	return comm
 }
+
+// BenchmarkInstall installs the walkthrough's v1 image on a fresh test
+// host and reports the time from `./gravity install` to "Installation
+// succeeded", and each phase's. Run by `make bench`.
+func BenchmarkInstall(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ih := newInstallHost(b, ctx, "gbinst", "10.238.0.0/24")
+		image := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
+		start := time.Now()
+		ih.mustRun(filepath.Join(image, "gravity"), "install", "--cloud-provider=generic")
+		total := time.Since(start)
+		b.ReportMetric(total.Seconds(), "s-to-succeeded")
+		for _, ph := range ih.readPlan().Leaves() {
+			b.Logf("%-30s %6.2f s", ph.ID, ph.Finished.Sub(ph.Started).Seconds())
+		}
+		ih.mustRun("gravity", "leave", "--force")
+		cancel()
+	}
+}

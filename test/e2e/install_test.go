@@ -23,7 +23,7 @@ import (
 // installHost is one fresh test host that cluster images are installed
 // on, as a new user would: from `tar -xf`, with `sudo ./gravity install`.
 type installHost struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	net  *testhost.Network
 	h    *testhost.Host
@@ -41,7 +41,7 @@ const planFile = "/var/lib/gravity/local/plan.json"
 func TestInstall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	ih := newInstallHost(t, ctx)
+	ih := newInstallHost(t, ctx, "gin", "10.235.0.0/24")
 	v1 := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
 	failing := ih.unpack("failhook", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failhook"), "failhook"))
 
@@ -59,12 +59,12 @@ func TestInstall(t *testing.T) {
 	}
 }
 
-func newInstallHost(t *testing.T, ctx context.Context) *installHost {
-	ih := &installHost{t: t, ctx: ctx, work: filepath.Join(repo, "build/e2e/install")}
+func newInstallHost(t testing.TB, ctx context.Context, prefix, subnet string) *installHost {
+	ih := &installHost{t: t, ctx: ctx, work: filepath.Join(repo, "build/e2e", prefix)}
 	if err := os.RemoveAll(ih.work); err != nil {
 		t.Fatal(err)
 	}
-	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: "gin", Subnet: "10.235.0.0/24"})
+	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: prefix, Subnet: subnet})
 	if err != nil {
 		t.Fatal(err)
 	}
