@@ -120,14 +120,22 @@ func (ih *installHost) buildImage(appDir, name string) string {
 	return out
 }
 
-// unpack unpacks a cluster image inside the host, as its user would.
+// unpack copies a cluster image into the host and unpacks it there, as
+// its user would; it returns the directory as the host sees it. Nothing
+// relies on the host seeing the repository (it has its own /tmp).
 func (ih *installHost) unpack(name, tarball string) string {
-	dir := filepath.Join(ih.work, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		ih.t.Fatal(err)
-	}
-	ih.mustRun("tar", "-xf", tarball, "-C", dir)
+	dir := "/root/" + name
+	ih.put(tarball, dir+".tar")
+	ih.mustRun("mkdir", "-p", dir)
+	ih.mustRun("tar", "-xf", dir+".tar", "-C", dir)
 	return dir
+}
+
+// put copies src from the real machine to dst in the host.
+func (ih *installHost) put(src, dst string) {
+	if out, err := exec.Command("cp", "-a", src, ih.h.Path(dst)).CombinedOutput(); err != nil {
+		ih.t.Fatalf("copying %s into the host: %v\n%s", src, err, out)
+	}
 }
 
 func (ih *installHost) run(name string, args ...string) (string, error) {
@@ -195,22 +203,22 @@ func testRefused(t *testing.T, ih *installHost, image string) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // until it listens
-	report := filepath.Join(ih.work, "preflight.json")
+	report := "/root/preflight.json"
 	out := ih.mustFail("preflight checks failed (ports)", g, "install", "--preflight-report", report)
 	_ = squatter.Cancel()
 	_ = squatter.Wait()
 	t.Logf("preflight failure:\n%s", out)
 	var rep struct{ Results []struct{ Name, Status string } }
-	if data, err := os.ReadFile(report); err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Results) == 0 {
+	if data, err := os.ReadFile(ih.h.Path(report)); err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Results) == 0 {
 		t.Errorf("preflight report %s: %v", report, err)
 	}
 	// The report is the only thing written.
 	ih.assertClean()
 
 	// A truncated cluster image: a copy with one layer blob cut short.
-	cut := filepath.Join(ih.work, "truncated")
+	cut := "/root/truncated"
 	ih.mustRun("cp", "-a", image, cut)
-	blob := largestBlob(t, filepath.Join(cut, "packages/blobs/sha256"))
+	blob := largestBlob(t, ih.h.Path(cut+"/packages/blobs/sha256"))
 	if err := os.Truncate(blob, 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -334,15 +342,16 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	}
 
 	// v2's upgrade hook, run by hand: Helm 2's command line, no namespace.
-	ih.mustRun("helm", "upgrade", "--set", "registry=registry.local:5000/", "example",
-		filepath.Join(repo, "examples/gravity101/v2/charts/alpine"))
+	ih.put(filepath.Join(repo, "examples/gravity101/v2/charts/alpine"), "/root/alpine-v2")
+	ih.put(filepath.Join(repo, "examples/gravity101/v1/charts/alpine"), "/root/alpine-v1")
+	ih.mustRun("helm", "upgrade", "--set", "registry=registry.local:5000/", "example", "/root/alpine-v2")
 	if ls := ih.mustRun("helm", "ls"); !strings.Contains(ls, "alpine-0.0.2") {
 		t.Errorf("after upgrade, helm ls:\n%s", ls)
 	}
 	if hist := ih.mustRun("helm", "history", "example"); !strings.Contains(hist, "alpine-0.0.2") || !strings.Contains(hist, "alpine-0.0.1") {
 		t.Errorf("helm history:\n%s", hist)
 	}
-	ih.mustFail(`a release named "example" already exists`, "helm", "install", filepath.Join(repo, "examples/gravity101/v1/charts/alpine"), "--name", "example", "--namespace", "kube-system")
+	ih.mustFail(`a release named "example" already exists`, "helm", "install", "/root/alpine-v1", "--name", "example", "--namespace", "kube-system")
 }
 
 func (ih *installHost) waitPod(name string) {
