@@ -208,7 +208,9 @@ func testRefused(t *testing.T, ih *installHost, image string) {
 	_ = squatter.Cancel()
 	_ = squatter.Wait()
 	t.Logf("preflight failure:\n%s", out)
-	var rep struct{ Results []struct{ Name, Status string } }
+	var rep struct {
+		Results []struct{ Name, Status string }
+	}
 	if data, err := os.ReadFile(ih.h.Path(report)); err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Results) == 0 {
 		t.Errorf("preflight report %s: %v", report, err)
 	}
@@ -394,4 +396,3 @@ func testHookFailure(t *testing.T, ih *installHost, image string) {
 	ih.mustRun("gravity", "leave", "--force")
 	ih.assertClean()
 }
-
