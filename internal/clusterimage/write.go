@@ -20,6 +20,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/opengravity/gravity/internal/atomicfile"
 )
 
 // Spec is everything a cluster image is made of.
@@ -167,20 +169,7 @@ func commit(ctx context.Context, f *os.File, path string, overwrite bool) error 
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("renaming into %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // ctxWriter stops a long copy as soon as ctx is done.

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/opengravity/gravity/internal/atomicfile"
 )
 
 // File modes: private keys are readable by their owner only; the directories
@@ -234,64 +236,16 @@ func ensureDir(dir string) error {
 	return nil
 }
 
-// writeFileAtomic writes to a temporary file in the same directory, syncs it
-// and renames it over path. Without overwrite it links instead, which fails
-// if path appeared meanwhile, so a CA is never clobbered by a race.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode, overwrite bool) (err error) {
-	dir := filepath.Dir(path)
-	if err := ensureDir(dir); err != nil {
+// writeFileAtomic replaces path, or without overwrite creates it and
+// fails if it appeared meanwhile, so a CA is never clobbered by a race.
+// Either way the write is synced with its directory: a node that loses
+// power right after install must not come back with an empty key file.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode, overwrite bool) error {
+	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if rmErr := os.Remove(tmp.Name()); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
-			err = fmt.Errorf("remove temporary file: %w", rmErr)
-		}
-	}()
-	if err := fillFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if overwrite {
-		err = os.Rename(tmp.Name(), path)
-	} else {
-		err = os.Link(tmp.Name(), path)
+		return atomicfile.WriteFile(path, data, mode)
 	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func fillFile(f *os.File, data []byte, mode fs.FileMode) error {
-	// Chmod the descriptor, not the path: the umask must not decide a key's mode.
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir makes the rename durable: a node that loses power right after
-// install must not come back with an empty key file.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.CreateFile(path, data, mode)
 }

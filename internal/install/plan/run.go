@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/opengravity/gravity/internal/atomicfile"
 )
 
 // Executor runs one leaf phase. Execute must be idempotent: after a crash
@@ -191,31 +193,11 @@ func (s FileStore) Save(_ context.Context, p *Plan) error {
 	return WriteFileAtomic(s.Path, data, 0o600)
 }
 
-// WriteFileAtomic writes a file through a synced temp file and rename, so
-// a crash leaves the old content or the new, never half of it.
+// WriteFileAtomic creates path's directory (0700: plans and configs hold
+// secrets) and replaces path with data, never leaving half of it.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, data, mode)
 }

@@ -9,11 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/opengravity/gravity/internal/atomicfile"
 )
 
 // Status is the outcome of one check.
@@ -128,43 +128,18 @@ func (r Report) Failed() []Result {
 	return out
 }
 
-// WriteJSON writes the report to path atomically (temp file in the same
-// directory, then rename), so a reader never sees half a report.
+// WriteJSON writes the report to path atomically, so a reader never sees
+// half a report.
 func (r Report) WriteJSON(path string) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode preflight report: %w", err)
 	}
 	data = append(data, '\n')
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write preflight report: %w", err)
+	// The report holds nothing secret: readable by all.
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("preflight report: %w", err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write preflight report %s: %w", tmp, err)
-	}
-	// CreateTemp makes 0600; the report holds nothing secret.
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write preflight report %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write preflight report %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write preflight report %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write preflight report: %w", err)
-	}
-	ok = true
 	return nil
 }
 
