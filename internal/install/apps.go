@@ -215,8 +215,10 @@ func ensureNamespace(ctx context.Context, c cluster.Clients, ns string) error {
 
 // dnsApp installs CoreDNS from the base image's image with its own
 // install hook: kubectl apply of its manifests, from the hook-tools image.
+// Server-side apply takes over the ConfigMap /coredns created, where a
+// client-side apply would warn that it lacks its last-applied annotation.
 func (s appStep) dnsApp(ctx context.Context) error {
-	return s.runDNSHook(ctx, "install", []string{"kubectl", "apply", "-f", hook.ResourcesDir + "/coredns.yaml"})
+	return s.runDNSHook(ctx, "install", []string{"kubectl", "apply", "--server-side", "--force-conflicts", "-f", hook.ResourcesDir + "/coredns.yaml"})
 }
 
 func (s appStep) runDNSHook(ctx context.Context, hookName string, command []string) error {
