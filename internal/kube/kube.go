@@ -1,0 +1,111 @@
+// Package kube is gravity's typed access to the few Kubernetes resources
+// it uses. It is built on client-go's dynamic client, not its clientset:
+// any of client-go's typed clients imports k8s.io/client-go/kubernetes/scheme,
+// which links every API group's types, clients and apply configurations
+// (more than 20 MB of the node binary). Objects travel as unstructured JSON
+// and are converted to and from the k8s.io/api types here.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+)
+
+// Client reaches one cluster's API.
+type Client struct {
+	dynamic dynamic.Interface
+	// raw serves what is not an object, pod logs; nil in tests.
+	raw rest.Interface
+}
+
+// New connects to the cluster rc describes.
+func New(rc *rest.Config) (*Client, error) {
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dynamic.NewForConfigAndClient(rc, hc)
+	if err != nil {
+		return nil, err
+	}
+	// The dynamic client's configuration: JSON without a scheme.
+	raw, err := rest.UnversionedRESTClientForConfigAndClient(dynamic.ConfigFor(rc), hc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{dynamic: dc, raw: raw}, nil
+}
+
+// NewForDynamic makes a client over dc, such as client-go's fake. It has
+// no pod logs.
+func NewForDynamic(dc dynamic.Interface) *Client { return &Client{dynamic: dc} }
+
+// Dynamic is the client's untyped access, for gravity's own resources.
+func (c *Client) Dynamic() dynamic.Interface { return c.dynamic }
+
+// Nodes are the cluster's nodes.
+func (c *Client) Nodes() Resource[corev1.Node, corev1.NodeList] {
+	return resource[corev1.Node, corev1.NodeList](c, corev1.SchemeGroupVersion.WithKind("Node"), "nodes", "")
+}
+
+// Namespaces are the cluster's namespaces.
+func (c *Client) Namespaces() Resource[corev1.Namespace, corev1.NamespaceList] {
+	return resource[corev1.Namespace, corev1.NamespaceList](c, corev1.SchemeGroupVersion.WithKind("Namespace"), "namespaces", "")
+}
+
+// Pods are namespace ns's pods.
+func (c *Client) Pods(ns string) Resource[corev1.Pod, corev1.PodList] {
+	return resource[corev1.Pod, corev1.PodList](c, corev1.SchemeGroupVersion.WithKind("Pod"), "pods", ns)
+}
+
+// Secrets are namespace ns's secrets.
+func (c *Client) Secrets(ns string) Resource[corev1.Secret, corev1.SecretList] {
+	return resource[corev1.Secret, corev1.SecretList](c, corev1.SchemeGroupVersion.WithKind("Secret"), "secrets", ns)
+}
+
+// ConfigMaps are namespace ns's config maps.
+func (c *Client) ConfigMaps(ns string) Resource[corev1.ConfigMap, corev1.ConfigMapList] {
+	return resource[corev1.ConfigMap, corev1.ConfigMapList](c, corev1.SchemeGroupVersion.WithKind("ConfigMap"), "configmaps", ns)
+}
+
+// ServiceAccounts are namespace ns's service accounts.
+func (c *Client) ServiceAccounts(ns string) Resource[corev1.ServiceAccount, corev1.ServiceAccountList] {
+	return resource[corev1.ServiceAccount, corev1.ServiceAccountList](c, corev1.SchemeGroupVersion.WithKind("ServiceAccount"), "serviceaccounts", ns)
+}
+
+// Jobs are namespace ns's jobs.
+func (c *Client) Jobs(ns string) Resource[batchv1.Job, batchv1.JobList] {
+	return resource[batchv1.Job, batchv1.JobList](c, batchv1.SchemeGroupVersion.WithKind("Job"), "jobs", ns)
+}
+
+// Deployments are namespace ns's deployments.
+func (c *Client) Deployments(ns string) Resource[appsv1.Deployment, appsv1.DeploymentList] {
+	return resource[appsv1.Deployment, appsv1.DeploymentList](c, appsv1.SchemeGroupVersion.WithKind("Deployment"), "deployments", ns)
+}
+
+// ClusterRoleBindings are the cluster's role bindings.
+func (c *Client) ClusterRoleBindings() Resource[rbacv1.ClusterRoleBinding, rbacv1.ClusterRoleBindingList] {
+	return resource[rbacv1.ClusterRoleBinding, rbacv1.ClusterRoleBindingList](c, rbacv1.SchemeGroupVersion.WithKind("ClusterRoleBinding"), "clusterrolebindings", "")
+}
+
+// PodLogs streams a container's log, as GET pods/log does: with follow it
+// ends when the container does. The caller closes it.
+func (c *Client) PodLogs(ctx context.Context, ns, pod, container string, follow bool) (io.ReadCloser, error) {
+	if c.raw == nil {
+		return nil, fmt.Errorf("logs of %s/%s: %w", pod, container, http.ErrNotSupported)
+	}
+	req := c.raw.Get().AbsPath("/api/v1/namespaces", ns, "pods", pod, "log").Param("container", container)
+	if follow {
+		req = req.Param("follow", "true")
+	}
+	return req.Stream(ctx)
+}
