@@ -19,13 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
-	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/kube"
 )
 
 // The API group of gravity's resources.
@@ -54,56 +51,23 @@ type Info struct {
 	Created    time.Time `json:"created"`
 }
 
-// Clients are the clients gravity talks to its cluster with.
+// Clients are the clients gravity talks to its cluster with: Kube for
+// Kubernetes' own resources, Dynamic (the same connection) for gravity's.
+// Kube is the kube package's, not client-go's clientset: any typed client
+// of client-go links every API group's types, clients and apply
+// configurations, more than half of the node binary.
 type Clients struct {
-	Kube    Kube
+	Kube    *kube.Client
 	Dynamic dynamic.Interface
 }
 
-// Kube is the part of the Kubernetes API gravity uses. Only these groups'
-// clients are linked in: the whole clientset would add every API group's
-// client and apply configurations, 25 MB of the node binary.
-// kubernetes.Interface (and its fake) satisfy it.
-type Kube interface {
-	CoreV1() corev1client.CoreV1Interface
-	BatchV1() batchv1client.BatchV1Interface
-	RbacV1() rbacv1client.RbacV1Interface
-	AppsV1() appsv1client.AppsV1Interface
-}
-
-type kubeClients struct {
-	core  corev1client.CoreV1Interface
-	batch batchv1client.BatchV1Interface
-	rbac  rbacv1client.RbacV1Interface
-	apps  appsv1client.AppsV1Interface
-}
-
-func (k kubeClients) CoreV1() corev1client.CoreV1Interface    { return k.core }
-func (k kubeClients) BatchV1() batchv1client.BatchV1Interface { return k.batch }
-func (k kubeClients) RbacV1() rbacv1client.RbacV1Interface    { return k.rbac }
-func (k kubeClients) AppsV1() appsv1client.AppsV1Interface    { return k.apps }
-
 // NewClients connects to the cluster rc describes.
 func NewClients(rc *rest.Config) (Clients, error) {
-	var k kubeClients
-	var err error
-	if k.core, err = corev1client.NewForConfig(rc); err != nil {
-		return Clients{}, err
-	}
-	if k.batch, err = batchv1client.NewForConfig(rc); err != nil {
-		return Clients{}, err
-	}
-	if k.rbac, err = rbacv1client.NewForConfig(rc); err != nil {
-		return Clients{}, err
-	}
-	if k.apps, err = appsv1client.NewForConfig(rc); err != nil {
-		return Clients{}, err
-	}
-	dc, err := dynamic.NewForConfig(rc)
+	k, err := kube.New(rc)
 	if err != nil {
 		return Clients{}, err
 	}
-	return Clients{Kube: k, Dynamic: dc}, nil
+	return Clients{Kube: k, Dynamic: k.Dynamic()}, nil
 }
 
 // EnsureCRDs creates gravity's resource definitions and waits for the API
@@ -263,16 +227,16 @@ func Operations(ctx context.Context, c Clients) ([]*plan.Plan, error) {
 func SaveToken(ctx context.Context, c Clients, token string) error {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenName, Namespace: Namespace},
 		StringData: map[string]string{"token": token}}
-	_, err := c.Kube.CoreV1().Secrets(Namespace).Create(ctx, s, metav1.CreateOptions{})
+	_, err := c.Kube.Secrets(Namespace).Create(ctx, s, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
-		_, err = c.Kube.CoreV1().Secrets(Namespace).Update(ctx, s, metav1.UpdateOptions{})
+		_, err = c.Kube.Secrets(Namespace).Update(ctx, s, metav1.UpdateOptions{})
 	}
 	return err
 }
 
 // Token reads the join token.
 func Token(ctx context.Context, c Clients) (string, error) {
-	s, err := c.Kube.CoreV1().Secrets(Namespace).Get(ctx, tokenName, metav1.GetOptions{})
+	s, err := c.Kube.Secrets(Namespace).Get(ctx, tokenName, metav1.GetOptions{})
 	if err != nil {
 		return "", err
 	}
@@ -281,7 +245,7 @@ func Token(ctx context.Context, c Clients) (string, error) {
 
 // DeleteToken removes the token Secret.
 func DeleteToken(ctx context.Context, c Clients) error {
-	err := c.Kube.CoreV1().Secrets(Namespace).Delete(ctx, tokenName, metav1.DeleteOptions{})
+	err := c.Kube.Secrets(Namespace).Delete(ctx, tokenName, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -73,7 +73,7 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 	if st.Token, err = Token(ctx, c); err != nil {
 		return st, fmt.Errorf("reading the join token: %w", err)
 	}
-	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := c.Kube.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return st, fmt.Errorf("listing nodes: %w", err)
 	}

@@ -206,7 +206,7 @@ func hookJobName(app, hookName string) string {
 }
 
 func ensureNamespace(ctx context.Context, c cluster.Clients, ns string) error {
-	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	_, err := c.Kube.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -265,7 +265,7 @@ func (s step) waitDeployment(ctx context.Context, ns, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
-		d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		d, err := c.Kube.Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && d.Status.ObservedGeneration >= d.Generation && d.Status.AvailableReplicas >= 1 {
 			return nil
 		}

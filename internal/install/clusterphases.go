@@ -21,6 +21,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/atomicdir"
 	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/kube"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/store"
@@ -149,10 +150,10 @@ func (s waitStep) Execute(ctx context.Context) error {
 // Rollback: waiting changes nothing.
 func (s waitStep) Rollback(context.Context) error { return nil }
 
-func waitNodeReady(ctx context.Context, kc cluster.Kube, name string) error {
+func waitNodeReady(ctx context.Context, kc *kube.Client, name string) error {
 	var last error
 	for {
-		n, err := kc.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		n, err := kc.Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err == nil && nodeReady(n) {
 			return nil
 		}
@@ -219,7 +220,7 @@ func (s rbacStep) labelNodes(ctx context.Context, c cluster.Clients) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, n.IP, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if _, err := c.Kube.Nodes().Patch(ctx, n.IP, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			return fmt.Errorf("labelling node %s: %w", n.IP, err)
 		}
 	}
@@ -231,9 +232,9 @@ func (s step) info(state string) cluster.Info {
 		Provider: s.cfg.CloudProvider, Created: s.cfg.Created}
 }
 
-func ensureHookAccount(ctx context.Context, kc cluster.Kube, ns string) error {
+func ensureHookAccount(ctx context.Context, kc *kube.Client, ns string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: hookServiceAccount, Namespace: ns}}
-	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := kc.ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("hook service account: %w", err)
 	}
 	crb := &rbacv1.ClusterRoleBinding{
@@ -241,7 +242,7 @@ func ensureHookAccount(ctx context.Context, kc cluster.Kube, ns string) error {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: hookServiceAccount, Namespace: ns}},
 	}
-	if _, err := kc.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := kc.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("hook role binding: %w", err)
 	}
 	return nil
@@ -254,8 +255,8 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 	}
 	var errs []error
 	for _, ns := range []string{cluster.Namespace, "default"} {
-		errs = append(errs, ignoreNotFound(c.Kube.RbacV1().ClusterRoleBindings().Delete(ctx, hookBinding+"-"+ns, metav1.DeleteOptions{})),
-			ignoreNotFound(c.Kube.CoreV1().ServiceAccounts(ns).Delete(ctx, hookServiceAccount, metav1.DeleteOptions{})))
+		errs = append(errs, ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, hookBinding+"-"+ns, metav1.DeleteOptions{})),
+			ignoreNotFound(c.Kube.ServiceAccounts(ns).Delete(ctx, hookServiceAccount, metav1.DeleteOptions{})))
 	}
 	errs = append(errs, cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c))
 	return errors.Join(errs...)
@@ -287,7 +288,7 @@ func (s corednsStep) Execute(ctx context.Context) error {
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.DNSName, Namespace: "kube-system"},
 		Data: map[string]string{"Corefile": string(corefile)}}
-	cms := c.Kube.CoreV1().ConfigMaps("kube-system")
+	cms := c.Kube.ConfigMaps("kube-system")
 	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 		return err
@@ -301,5 +302,5 @@ func (s corednsStep) Rollback(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return ignoreNotFound(c.Kube.CoreV1().ConfigMaps("kube-system").Delete(ctx, config.DNSName, metav1.DeleteOptions{}))
+	return ignoreNotFound(c.Kube.ConfigMaps("kube-system").Delete(ctx, config.DNSName, metav1.DeleteOptions{}))
 }

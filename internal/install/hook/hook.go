@@ -19,8 +19,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/opengravity/gravity/internal/kube"
 )
 
 // Where hooks find things, as in Gravity.
@@ -139,16 +139,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Kube is the API a hook run needs (kubernetes.Interface has it).
-type Kube interface {
-	CoreV1() corev1client.CoreV1Interface
-	BatchV1() batchv1client.BatchV1Interface
-}
-
 // Run creates the hook's Job, streams its pods' logs to logs and waits
 // for it to complete. A failed Job's error carries the reason; the logs
 // were already streamed.
-func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
+func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 	j, err := s.JobObject()
 	if err != nil {
 		return err
@@ -158,14 +152,14 @@ func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
 		return err
 	}
 	if created == nil {
-		created, err = cs.BatchV1().Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
+		created, err = cs.Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
 		}
 	}
 	streamed := map[string]bool{}
 	for {
-		job, err := cs.BatchV1().Jobs(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
+		job, err := cs.Jobs(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
 		if err != nil {
 			return fmt.Errorf("hook job %s: %w", created.Name, err)
 		}
@@ -185,9 +179,9 @@ func Run(ctx context.Context, cs Kube, s Spec, logs io.Writer) error {
 // or still runs: an installer killed while a hook ran resumes by following
 // that Job, not by running the hook a second time. Failed runs are not
 // adopted: resuming after a fix runs the hook again.
-func adopt(ctx context.Context, cs Kube, s Spec, ns string) (*batchv1.Job, error) {
+func adopt(ctx context.Context, cs *kube.Client, s Spec, ns string) (*batchv1.Job, error) {
 	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.labels()})
-	jobs, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	jobs, err := cs.Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("looking for earlier runs of hook %s: %w", s.Hook, err)
 	}
@@ -217,8 +211,8 @@ func finished(job *batchv1.Job) (bool, error) {
 
 // streamPods follows the logs of each container of the Job's pods once it
 // has started, each in its own goroutine, prefixed with the container.
-func streamPods(ctx context.Context, cs Kube, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
-	pods, err := cs.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+func streamPods(ctx context.Context, cs *kube.Client, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
+	pods, err := cs.Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
 		return
 	}
@@ -235,9 +229,8 @@ func streamPods(ctx context.Context, cs Kube, job *batchv1.Job, streamed map[str
 }
 
 // follow copies a container's log to w until it ends.
-func follow(ctx context.Context, cs Kube, pod corev1.Pod, container string, w io.Writer) {
-	req := cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, Follow: true})
-	rc, err := req.Stream(ctx)
+func follow(ctx context.Context, cs *kube.Client, pod corev1.Pod, container string, w io.Writer) {
+	rc, err := cs.PodLogs(ctx, pod.Namespace, pod.Name, container, true)
 	if err != nil {
 		fmt.Fprintf(w, "(logs of %s/%s: %v)\n", pod.Name, container, err)
 		return

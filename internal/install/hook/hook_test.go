@@ -9,7 +9,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opengravity/gravity/internal/kube/kubefake"
 )
 
 func seedJob() *batchv1.Job {
@@ -124,7 +125,7 @@ func TestAdopt(t *testing.T) {
 			if tc.cond != "" {
 				j.Status.Conditions = []batchv1.JobCondition{{Type: tc.cond, Status: corev1.ConditionTrue}}
 			}
-			cs := fake.NewClientset(j)
+			cs, _ := kubefake.NewClient(j)
 			got, err := adopt(context.Background(), cs, s, "default")
 			if err != nil {
 				t.Fatal(err)
