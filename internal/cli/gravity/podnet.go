@@ -7,9 +7,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/opengravity/gravity/internal/kube"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/runtime/podnet"
 )
@@ -63,12 +63,12 @@ func podNetworkCommand() *cobra.Command {
 	return cmd
 }
 
-func clientFrom(kubeconfig string) (*corev1client.CoreV1Client, error) {
+func clientFrom(kubeconfig string) (*kube.Client, error) {
 	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("pod network agent: %w", err)
 	}
-	c, err := corev1client.NewForConfig(rest)
+	c, err := kube.New(rest)
 	if err != nil {
 		return nil, fmt.Errorf("pod network agent: %w", err)
 	}

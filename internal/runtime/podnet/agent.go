@@ -15,12 +15,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/opengravity/gravity/internal/kube"
 )
 
 // Options configure an Agent.
@@ -58,8 +57,8 @@ type Agent struct {
 // the agent uses) and announces its subnet as the kubelet, which cannot
 // touch any other node.
 type Clients struct {
-	Reader corev1client.NodesGetter // lists and watches nodes
-	Node   corev1client.NodesGetter // patches this node
+	Reader *kube.Client // lists and watches nodes
+	Node   *kube.Client // patches this node
 }
 
 // NewAgent checks o and makes an agent that uses clients and table.
@@ -111,23 +110,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	return a.loop(ctx, listersv1.NewNodeLister(informer.GetIndexer()), poke)
 }
 
-// nodeInformer watches every node through the core client alone: the
-// agent runs in the gravity binary, which need not carry every API group's
-// client and informers.
+// nodeInformer watches every node through kube's node resource alone:
+// the agent runs in the gravity binary, which need not carry every API
+// group's client and informers.
 func (a *Agent) nodeInformer() cache.SharedIndexInformer {
-	nodes := a.clients.Reader.Nodes()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return nodes.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return nodes.Watch(ctx, o)
-		},
-	}
-	// A client that cannot stream the initial list (client-go's fake)
-	// says so through the reader; the API server can.
-	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, a.clients.Reader),
-		&corev1.Node{}, a.o.Resync, cache.Indexers{})
+	return cache.NewSharedIndexInformer(a.clients.Reader.Nodes().ListWatcher(), &corev1.Node{}, a.o.Resync, cache.Indexers{})
 }
 
 func (a *Agent) loop(ctx context.Context, nodes listersv1.NodeLister, poke <-chan struct{}) error {

@@ -10,10 +10,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/kube/kubefake"
 )
 
 // memTable is a route table in memory; failing makes Replace fail for
@@ -59,7 +60,7 @@ func reconcile(t *testing.T, a *Agent) error {
 }
 
 func TestReconcile(t *testing.T) {
-	client := fake.NewClientset(apiNode("a", "10.0.0.2", ""), apiNode("b", "10.0.0.3", "10.244.2.0/24"))
+	client, _ := kubefake.NewClient(apiNode("a", "10.0.0.2", ""), apiNode("b", "10.0.0.3", "10.244.2.0/24"))
 	table := &memTable{routes: []Route{route("10.244.9.0/24", "10.0.0.9")}} // a node since removed
 	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, clientsOf(client), table)
 	if err != nil {
@@ -68,7 +69,7 @@ func TestReconcile(t *testing.T) {
 	if err := reconcile(t, a); err != nil {
 		t.Fatal(err)
 	}
-	self, err := client.CoreV1().Nodes().Get(context.Background(), "a", metav1.GetOptions{})
+	self, err := client.Nodes().Get(context.Background(), "a", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,10 +82,10 @@ func TestReconcile(t *testing.T) {
 
 	// One route failing does not keep the others out, and is reported.
 	table.failing = netip.MustParsePrefix("10.244.3.0/24")
-	if _, err := client.CoreV1().Nodes().Create(context.Background(), apiNode("c", "10.0.0.4", "10.244.3.0/24"), metav1.CreateOptions{}); err != nil {
+	if _, err := client.Nodes().Create(context.Background(), apiNode("c", "10.0.0.4", "10.244.3.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.CoreV1().Nodes().Create(context.Background(), apiNode("d", "10.0.0.5", "10.244.4.0/24"), metav1.CreateOptions{}); err != nil {
+	if _, err := client.Nodes().Create(context.Background(), apiNode("d", "10.0.0.5", "10.244.4.0/24"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := reconcile(t, a); err == nil {
@@ -96,7 +97,7 @@ func TestReconcile(t *testing.T) {
 }
 
 func TestReconcileBeforeRegistration(t *testing.T) {
-	client := fake.NewClientset(apiNode("b", "10.0.0.3", "10.244.2.0/24"))
+	client, _ := kubefake.NewClient(apiNode("b", "10.0.0.3", "10.244.2.0/24"))
 	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster}, clientsOf(client), &memTable{})
 	if err != nil {
 		t.Fatal(err)
@@ -115,13 +116,7 @@ func TestNewAgentChecksSubnets(t *testing.T) {
 	}
 }
 
-// fakeReader is the fake clientset's core client that also tells the
-// informer the fake cannot stream an initial list.
-type fakeReader struct {
-	corev1client.NodesGetter
-	*fake.Clientset
-}
-
-func clientsOf(c *fake.Clientset) Clients {
-	return Clients{Reader: fakeReader{c.CoreV1(), c}, Node: c.CoreV1()}
+// clientsOf has the agent read and patch through the same fake cluster.
+func clientsOf(c *kube.Client) Clients {
+	return Clients{Reader: c, Node: c}
 }
