@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,14 +20,22 @@ import (
 )
 
 // memTable is a route table in memory; failing makes Replace fail for
-// that destination.
+// that destination. The lock lets a test read it while an agent runs.
 type memTable struct {
+	mu      sync.Mutex
 	routes  []Route
 	failing netip.Prefix
 }
 
-func (m *memTable) List() ([]Route, error) { return slices.Clone(m.routes), nil }
+func (m *memTable) List() ([]Route, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.routes), nil
+}
+
 func (m *memTable) Replace(r Route) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if r.Dst == m.failing {
 		return errors.New("no route to host")
 	}
@@ -33,7 +43,10 @@ func (m *memTable) Replace(r Route) error {
 	m.routes = append(m.routes, r)
 	return nil
 }
+
 func (m *memTable) Delete(r Route) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.routes = slices.DeleteFunc(m.routes, func(x Route) bool { return x == r })
 	return nil
 }
@@ -93,6 +106,46 @@ func TestReconcile(t *testing.T) {
 	}
 	if want := []Route{route("10.244.2.0/24", "10.0.0.3"), route("10.244.4.0/24", "10.0.0.5")}; !reflect.DeepEqual(table.routes, want) {
 		t.Errorf("routes %v, want %v", table.routes, want)
+	}
+}
+
+// TestRunFollowsNodes: a running agent routes to a node that joins later,
+// which it learns of through its watch, long before the next resync.
+func TestRunFollowsNodes(t *testing.T) {
+	client, _ := kubefake.NewClient(apiNode("a", "10.0.0.2", "10.244.1.0/24"), apiNode("b", "10.0.0.3", "10.244.2.0/24"))
+	table := &memTable{}
+	a, err := NewAgent(Options{NodeName: "a", PodCIDR: netip.MustParsePrefix("10.244.1.0/24"), ClusterCIDR: cluster,
+		Resync: time.Hour}, clientsOf(client), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitRoutes(ctx, t, table, []Route{route("10.244.2.0/24", "10.0.0.3")})
+	if _, err := client.Nodes().Create(ctx, apiNode("c", "10.0.0.4", "10.244.3.0/24"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes(ctx, t, table, []Route{route("10.244.2.0/24", "10.0.0.3"), route("10.244.3.0/24", "10.0.0.4")})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+func waitRoutes(ctx context.Context, t *testing.T, table *memTable, want []Route) {
+	t.Helper()
+	for {
+		have, _ := table.List()
+		if reflect.DeepEqual(have, want) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("routes %v, want %v", have, want)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
