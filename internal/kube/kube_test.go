@@ -64,6 +64,24 @@ func TestResource(t *testing.T) {
 	}
 }
 
+// TestConversion: what a typed object holds survives the trip through
+// unstructured JSON, bytes included.
+func TestConversion(t *testing.T) {
+	ctx := context.Background()
+	c, _ := kubefake.NewClient()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"}, Data: map[string][]byte{"token": []byte("t0k\x00")}}
+	if _, err := c.Secrets("ns").Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Secrets("ns").Get(ctx, "s", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data["token"]) != "t0k\x00" {
+		t.Errorf("data %q", got.Data)
+	}
+}
+
 func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
