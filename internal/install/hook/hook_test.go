@@ -142,6 +142,27 @@ func TestAdopt(t *testing.T) {
 	}
 }
 
+// TestRunFollowsAdopted: Run follows an earlier run's Job to its end and
+// streams its started containers' logs (which the fake cannot serve, so
+// the reason is written instead).
+func TestRunFollowsAdopted(t *testing.T) {
+	s := spec()
+	j, _ := s.JobObject()
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default",
+		Labels: map[string]string{"batch.kubernetes.io/job-name": j.Name}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "install",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}}}}
+	cs, _ := kubefake.NewClient(j, pod)
+	var logs strings.Builder
+	if err := Run(context.Background(), cs, s, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(logs.String(), "(logs of p/install: ") {
+		t.Errorf("logs %q", logs.String())
+	}
+}
+
 func TestFinished(t *testing.T) {
 	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "h", Namespace: "ns"}}
 	if done, _ := finished(j); done {
