@@ -62,6 +62,10 @@ func APIServerArgs(n Node) ([]string, error) {
 		"--admission-control-config-file=" + p.AdmissionConfig,
 		"--allow-privileged=true",
 		"--profiling=false",
+		// Pods outlive a runtime stop (their shims are meant to survive
+		// containerd) and keep watching the API: without this the server
+		// waits for those watches until it is killed.
+		"--shutdown-watch-termination-grace-period=2s",
 		"--service-cluster-ip-range=" + n.ServiceCIDR,
 		"--service-account-issuer=https://kubernetes.default.svc." + n.ClusterDomain,
 		"--service-account-key-file=" + p.SAPublicKey(),
