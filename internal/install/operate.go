@@ -122,7 +122,10 @@ func startServer(cfg Config, log *slog.Logger) (*agent.Server, agentCreds, func(
 	if err != nil {
 		return nil, agentCreds{}, nil, err
 	}
-	agentKP, err := ca.Issue(pki.Request{CommonName: "agent", Usages: pki.UsageClient, Validity: 47 * time.Hour})
+	// The agent's certificate names its node: the installer takes an
+	// agent's hello only for the node its certificate is issued for.
+	agentKP, err := ca.Issue(pki.Request{CommonName: "agent", IPs: []net.IP{net.ParseIP(cfg.Nodes[0].IP)},
+		Usages: pki.UsageClient, Validity: 47 * time.Hour})
 	if err != nil {
 		return nil, agentCreds{}, nil, err
 	}

@@ -109,7 +109,9 @@ func newTestPKI(t *testing.T) *testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := ca.Issue(pki.Request{CommonName: "agent", Usages: pki.UsageClient, Validity: time.Hour})
+	// The client stands for every node the tests' agents claim to be.
+	client, err := ca.Issue(pki.Request{CommonName: "agent", Usages: pki.UsageClient, Validity: time.Hour,
+		IPs: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.5"), net.ParseIP("127.0.0.9"), net.ParseIP("10.0.0.1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,6 +476,29 @@ func TestClientCertificateChecked(t *testing.T) {
 	}
 	if n := len(srv.Peers()); n != 0 {
 		t.Errorf("%d peers registered without a valid certificate", n)
+	}
+}
+
+func TestAgentIdentityFromCertificate(t *testing.T) {
+	p := newTestPKI(t)
+	srv, addr := startServer(t, p, "127.0.0.1:0")
+	// rawConnect's agent says it is 127.0.0.5; this certificate is for
+	// another node only.
+	other, err := p.ca.Issue(pki.Request{CommonName: "agent", Usages: pki.UsageClient, Validity: time.Hour,
+		IPs: []net.IP{net.ParseIP("127.0.0.6")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.clientTLS()
+	cfg.Certificates = []tls.Certificate{other.TLSCertificate()}
+	if err := rawConnect(t, addr, cfg, testToken); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("agent claiming a node its certificate does not name: got %v, want PermissionDenied", err)
+	}
+	if n := len(srv.Peers()); n != 0 {
+		t.Errorf("%d peers registered under another node's name", n)
+	}
+	if err := rawConnect(t, addr, p.clientTLS(), testToken); err != nil {
+		t.Errorf("agent whose certificate names its node refused: %v", err)
 	}
 }
 

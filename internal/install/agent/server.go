@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -172,6 +173,30 @@ func (s *Server) authenticate(ctx context.Context) error {
 	return nil
 }
 
+// checkIdentity refuses an agent whose hello names a node its client
+// certificate was not issued for: the certificate, not the agent's word,
+// decides which node's commands a connection receives.
+func checkIdentity(ctx context.Context, advertiseIP string) error {
+	ip := net.ParseIP(advertiseIP)
+	if ip == nil {
+		return status.Errorf(codes.InvalidArgument, "advertise IP %q is not an IP address", advertiseIP)
+	}
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer information")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return status.Error(codes.Unauthenticated, "no client certificate")
+	}
+	for _, certIP := range ti.State.PeerCertificates[0].IPAddresses {
+		if certIP.Equal(ip) {
+			return nil
+		}
+	}
+	return status.Errorf(codes.PermissionDenied, "the client certificate is not issued for node %s", advertiseIP)
+}
+
 // connect serves one agent connection for as long as it lasts.
 func (s *Server) connect(stream grpc.ServerStream) error {
 	if err := s.authenticate(stream.Context()); err != nil {
@@ -184,6 +209,10 @@ func (s *Server) connect(stream grpc.ServerStream) error {
 	}
 	if hello.Hello == nil || hello.Hello.AdvertiseIP == "" {
 		return status.Error(codes.InvalidArgument, "first message must be a hello with an advertise IP")
+	}
+	if err := checkIdentity(stream.Context(), hello.Hello.AdvertiseIP); err != nil {
+		s.log.Warn("refused agent", "node", hello.Hello.AdvertiseIP, "error", err)
+		return err
 	}
 	p := newPeer(*hello.Hello, stream, s.log)
 	if err := p.send(&serverMsg{Welcome: true}); err != nil {
