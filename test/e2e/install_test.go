@@ -381,9 +381,11 @@ func testHookFailure(t *testing.T, ih *installHost, image string) {
 			t.Errorf("install output lacks %q:\n%s", want, out)
 		}
 	}
-	if ph, err := ih.phase("/app/failhook"); err != nil || ph.State != plan.Failed {
+	ph, err := ih.phase("/app/failhook")
+	if err != nil || ph.State != plan.Failed {
 		t.Fatalf("phase /app/failhook: %+v %v", ph, err)
 	}
+	t.Logf("the failing hook was reported %.1f s after its phase started", ph.Finished.Sub(ph.Started).Seconds())
 	rb := ih.mustRun("gravity", "plan", "rollback")
 	t.Logf("rollback:\n%s", rb)
 	ih.assertClean()
