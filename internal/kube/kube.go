@@ -37,17 +37,39 @@ func New(rc *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The dynamic client's configuration: JSON without a scheme.
-	raw, err := rest.UnversionedRESTClientForConfigAndClient(dynamic.ConfigFor(rc), hc)
+	raw, err := logsClient(rc)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{dynamic: dc, raw: raw}, nil
 }
 
-// NewForDynamic makes a client over dc, such as client-go's fake. It has
-// no pod logs.
-func NewForDynamic(dc dynamic.Interface) *Client { return &Client{dynamic: dc} }
+// logsClient serves pod logs from the API server rc describes. A followed
+// log lasts as long as its container, so rc's request timeout, meant for
+// object calls, does not apply: the caller's context bounds the stream.
+func logsClient(rc *rest.Config) (rest.Interface, error) {
+	lc := dynamic.ConfigFor(rc) // JSON without a scheme
+	lc.Timeout = 0
+	hc, err := rest.HTTPClientFor(lc)
+	if err != nil {
+		return nil, err
+	}
+	return rest.UnversionedRESTClientForConfigAndClient(lc, hc)
+}
+
+// NewForDynamic makes a client over dc, such as client-go's fake, with pod
+// logs from the API server logs describes (nil: none).
+func NewForDynamic(dc dynamic.Interface, logs *rest.Config) (*Client, error) {
+	c := &Client{dynamic: dc}
+	if logs != nil {
+		raw, err := logsClient(logs)
+		if err != nil {
+			return nil, err
+		}
+		c.raw = raw
+	}
+	return c, nil
+}
 
 // Dynamic is the client's untyped access, for gravity's own resources.
 func (c *Client) Dynamic() dynamic.Interface { return c.dynamic }

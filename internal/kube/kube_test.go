@@ -132,3 +132,27 @@ func TestPodLogs(t *testing.T) {
 		t.Error("a missing pod's logs streamed")
 	}
 }
+
+// TestPodLogsOutlastRequestTimeout: a followed log lasts as long as its
+// container, longer than the request timeout of object calls.
+func TestPodLogsOutlastRequestTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, "last\n")
+	}))
+	defer srv.Close()
+	c, err := kube.New(&rest.Config{Host: srv.URL, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.PodLogs(context.Background(), "ns", "p", "c", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, err := io.ReadAll(rc); string(b) != "first\nlast\n" || err != nil {
+		t.Errorf("logs %q (%v), want both lines", b, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -139,10 +140,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// logDrain is how long a finished hook's log followers may take to print
+// what its containers wrote last.
+const logDrain = 5 * time.Second
+
 // Run creates the hook's Job, streams its pods' logs to logs and waits
 // for it to complete. A failed Job's error carries the reason; the logs
 // were already streamed.
 func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
+	f := newFollowers(ctx, cs, logs)
+	defer f.stop(logDrain)
 	j, err := s.JobObject()
 	if err != nil {
 		return err
@@ -157,13 +164,12 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 			return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
 		}
 	}
-	streamed := map[string]bool{}
 	for {
 		job, err := cs.Jobs(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
 		if err != nil {
 			return fmt.Errorf("hook job %s: %w", created.Name, err)
 		}
-		streamPods(ctx, cs, job, streamed, logs)
+		f.followPods(job)
 		if done, err := finished(job); done {
 			return err
 		}
@@ -209,23 +215,65 @@ func finished(job *batchv1.Job) (bool, error) {
 	return false, nil
 }
 
-// streamPods follows the logs of each container of the Job's pods once it
-// has started, each in its own goroutine, prefixed with the container.
-func streamPods(ctx context.Context, cs *kube.Client, job *batchv1.Job, streamed map[string]bool, logs io.Writer) {
-	pods, err := cs.Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+// followers stream the logs of a hook's containers, each in its own
+// goroutine so that watching the Job goes on while a container runs, and
+// each container once (per restart).
+type followers struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	cs       *kube.Client
+	out      *lockedWriter
+	streamed map[string]bool
+	wg       sync.WaitGroup
+}
+
+func newFollowers(ctx context.Context, cs *kube.Client, logs io.Writer) *followers {
+	ctx, cancel := context.WithCancel(ctx)
+	return &followers{ctx: ctx, cancel: cancel, cs: cs, out: &lockedWriter{w: logs}, streamed: map[string]bool{}}
+}
+
+// followPods starts following every container of the Job's pods that has
+// started and is not followed yet.
+func (f *followers) followPods(job *batchv1.Job) {
+	pods, err := f.cs.Pods(job.Namespace).List(f.ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
 	if err != nil {
 		return
 	}
 	for _, pod := range pods.Items {
 		for _, st := range append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...) {
 			key := fmt.Sprintf("%s/%s/%d", pod.Name, st.Name, st.RestartCount)
-			if streamed[key] || (st.State.Running == nil && st.State.Terminated == nil) {
+			if f.streamed[key] || (st.State.Running == nil && st.State.Terminated == nil) {
 				continue
 			}
-			streamed[key] = true
-			follow(ctx, cs, pod, st.Name, logs)
+			f.streamed[key] = true
+			f.wg.Go(func() { follow(f.ctx, f.cs, pod, st.Name, f.out) })
 		}
 	}
+}
+
+// stop waits up to drain for the followers to reach the end of their
+// containers' logs, then ends the ones still following.
+func (f *followers) stop(drain time.Duration) {
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+	}
+	f.cancel()
+	f.wg.Wait()
+}
+
+// lockedWriter lets followers write whole lines without interleaving.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // follow copies a container's log to w until it ends.

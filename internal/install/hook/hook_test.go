@@ -2,13 +2,18 @@ package hook
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/kube/kubefake"
 )
@@ -172,4 +177,61 @@ func TestFinished(t *testing.T) {
 	if done, err := finished(j); !done || err == nil || !strings.Contains(err.Error(), "BackoffLimitExceeded") {
 		t.Errorf("failed job: %v %v", done, err)
 	}
+}
+
+// TestFollowersConcurrentAndBounded: each started container is followed in
+// its own goroutine, once, and stop ends a log that never does after the
+// drain time, with what it wrote already printed.
+func TestFollowersConcurrentAndBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "%s started\n", r.URL.Query().Get("container"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a container that never ends
+	}))
+	defer srv.Close()
+	j, _ := spec().JobObject()
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: j.Namespace,
+		Labels: map[string]string{"batch.kubernetes.io/job-name": j.Name}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "one", State: running}, {Name: "two", State: running}, {Name: "waiting"}}}}
+	cs, _ := kubefake.NewClientWithLogs(&rest.Config{Host: srv.URL}, pod)
+	var logs syncBuffer
+	f := newFollowers(context.Background(), cs, &logs)
+	f.followPods(j)
+	f.followPods(j) // already followed: not again
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "one started") || !strings.Contains(logs.String(), "two started") {
+		if time.Now().After(deadline) {
+			t.Fatalf("both containers not followed at once: %q", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	f.stop(100 * time.Millisecond)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stop took %v with drain 100ms", d)
+	}
+	got := logs.String()
+	if strings.Count(got, "started") != 2 || !strings.Contains(got, "one: one started\n") || strings.Contains(got, "waiting") {
+		t.Errorf("logs %q: want each running container once, prefixed", got)
+	}
+}
+
+// syncBuffer is a strings.Builder the test reads while followers write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

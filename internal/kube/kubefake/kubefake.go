@@ -10,13 +10,20 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/kube"
 )
 
 // NewClient returns a client whose cluster holds objs, typed objects of
-// the API groups kube serves, and the fake under it.
+// the API groups kube serves, and the fake under it. It serves no pod logs.
 func NewClient(objs ...runtime.Object) (*kube.Client, *dynamicfake.FakeDynamicClient) {
+	return NewClientWithLogs(nil, objs...)
+}
+
+// NewClientWithLogs is NewClient with pod logs from logs, such as a test
+// server's handler for /api/v1/namespaces/NS/pods/NAME/log.
+func NewClientWithLogs(logs *rest.Config, objs ...runtime.Object) (*kube.Client, *dynamicfake.FakeDynamicClient) {
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, appsv1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -24,5 +31,9 @@ func NewClient(objs ...runtime.Object) (*kube.Client, *dynamicfake.FakeDynamicCl
 		}
 	}
 	dc := dynamicfake.NewSimpleDynamicClient(scheme, objs...)
-	return kube.NewForDynamic(dc), dc
+	c, err := kube.NewForDynamic(dc, logs)
+	if err != nil {
+		panic(err)
+	}
+	return c, dc
 }
