@@ -77,6 +77,7 @@ func Install(ctx context.Context, o Options) error {
 	p.say("Installing application %s:%s", cfg.AppName, cfg.AppVersion)
 	p.say("Starting non-interactive install")
 	return operate(ctx, cfg, o, start, func(r *plan.Runner) error {
+		p.say("Starting the installation")
 		p.say("Operation has been created")
 		return resume(ctx, r, cfg, p, start)
 	})
