@@ -14,6 +14,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,6 +172,14 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 		}
 		f.followPods(job)
 		if done, err := finished(job); done {
+			if err != nil {
+				// The plan keeps the error: say why there, not only in
+				// the streamed output, which may be long gone.
+				f.stop(logDrain)
+				if tail := f.out.tail(); tail != "" {
+					err = fmt.Errorf("%w; its logs ended with:\n%s", err, tail)
+				}
+			}
 			return err
 		}
 		select {
@@ -264,16 +273,33 @@ func (f *followers) stop(drain time.Duration) {
 	f.wg.Wait()
 }
 
-// lockedWriter lets followers write whole lines without interleaving.
+// tailLines is how many of a failed hook's last log lines its error keeps.
+const tailLines = 10
+
+// lockedWriter lets followers write whole lines without interleaving, and
+// keeps the last tailLines of them.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	last []string
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		l.last = append(l.last, line)
+	}
+	if n := len(l.last); n > tailLines {
+		l.last = slices.Clone(l.last[n-tailLines:])
+	}
 	return l.w.Write(p)
+}
+
+func (l *lockedWriter) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.TrimRight(strings.Join(l.last, ""), "\n")
 }
 
 // follow copies a container's log to w until it ends.

@@ -3,6 +3,7 @@ package hook
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -234,4 +235,55 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestRunFailedHookKeepsLogTail: a failed hook's error, which the plan
+// keeps, ends with the last lines its containers logged.
+func TestRunFailedHookKeepsLogTail(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 1; i <= 12; i++ {
+			_, _ = fmt.Fprintf(w, "log line %02d\n", i)
+		}
+	}))
+	defer srv.Close()
+	s := spec()
+	ns := s.Job.Namespace
+	cs, _ := kubefake.NewClientWithLogs(&rest.Config{Host: srv.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The Job controller's part: the Job Run creates gets a pod that ran,
+	// then fails.
+	go func() {
+		for ctx.Err() == nil {
+			jobs, err := cs.Jobs(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(jobs.Items) == 0 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			j := jobs.Items[0]
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x", Namespace: ns,
+				Labels: map[string]string{"batch.kubernetes.io/job-name": j.Name}},
+				Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "install",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}}}}}
+			if _, err := cs.Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+			j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue,
+				Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit"}}
+			if _, err := cs.Jobs(ns).Update(ctx, &j, metav1.UpdateOptions{}); err != nil {
+				t.Error(err)
+			}
+			return
+		}
+	}()
+	err := Run(ctx, cs, s, io.Discard)
+	if err == nil {
+		t.Fatal("a failed hook succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "BackoffLimitExceeded") || !strings.Contains(msg, "install: log line 03\n") ||
+		!strings.HasSuffix(msg, "install: log line 12") || strings.Contains(msg, "log line 02") {
+		t.Errorf("error %q: want the reason and the last 10 log lines", msg)
+	}
 }
