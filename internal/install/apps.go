@@ -188,7 +188,8 @@ func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, r
 		OperationID: s.cfg.OperationID,
 		Env: map[string]string{"GRAVITY_CLUSTER_NAME": s.cfg.ClusterName, "GRAVITY_APP_NAME": app,
 			"GRAVITY_APP_VERSION": s.cfg.AppVersion, "GRAVITY_OPERATION_ID": s.cfg.OperationID,
-			"GRAVITY_HOOK": hookName, "GRAVITY_SERVICE_USER": "1000"},
+			"GRAVITY_HOOK": hookName, "GRAVITY_SERVICE_USER": "1000",
+			"GRAVITY_CLUSTER_PROVIDER": s.cfg.CloudProvider, "GRAVITY_CLUSTER_FLAVOR": s.cfg.Flavor},
 	}
 	if job.Namespace != "" && job.Namespace != "default" && job.Namespace != cluster.Namespace {
 		if err := ensureNamespace(ctx, c, job.Namespace); err != nil {

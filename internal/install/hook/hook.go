@@ -20,6 +20,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opengravity/gravity/internal/kube"
@@ -155,6 +156,9 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkServiceAccount(ctx, cs, s, j); err != nil {
+		return err
+	}
 	created, err := adopt(ctx, cs, s, j.Namespace)
 	if err != nil {
 		return err
@@ -188,6 +192,27 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// checkServiceAccount refuses a Job that names a service account of its
+// own (to run with less than the hook account's rights) which does not
+// exist: its pods could never be created, and the hook would only fail
+// at its deadline, minutes later.
+func checkServiceAccount(ctx context.Context, cs *kube.Client, s Spec, j *batchv1.Job) error {
+	name := j.Spec.Template.Spec.ServiceAccountName
+	if name == "" || name == s.ServiceAccount {
+		return nil
+	}
+	_, err := cs.ServiceAccounts(j.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("hook %s runs as service account %s, which namespace %s does not have: "+
+			"create it (with its role) before this hook runs, or leave serviceAccountName out to run as %s",
+			s.Hook, name, j.Namespace, s.ServiceAccount)
+	}
+	if err != nil {
+		return fmt.Errorf("hook %s: service account %s: %w", s.Hook, name, err)
+	}
+	return nil
 }
 
 // adopt returns a Job of this operation's run of the hook that completed

@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/kube/kubefake"
@@ -285,5 +286,49 @@ func TestRunFailedHookKeepsLogTail(t *testing.T) {
 	if !strings.Contains(msg, "BackoffLimitExceeded") || !strings.Contains(msg, "install: log line 03\n") ||
 		!strings.HasSuffix(msg, "install: log line 12") || strings.Contains(msg, "log line 02") {
 		t.Errorf("error %q: want the reason and the last 10 log lines", msg)
+	}
+}
+
+func TestCheckServiceAccount(t *testing.T) {
+	own := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app-installer", Namespace: "default"}}
+	tests := []struct {
+		name    string
+		account string
+		exists  bool
+		wantErr string
+	}{
+		{name: "none named: the hook account", account: ""},
+		{name: "the hook account by name", account: "gravity-hook"},
+		{name: "its own, present", account: "app-installer", exists: true},
+		{name: "its own, missing", account: "app-installer", wantErr: "runs as service account app-installer, which namespace default does not have"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := spec()
+			s.Job.Spec.Template.Spec.ServiceAccountName = tt.account
+			var objs []runtime.Object
+			if tt.exists {
+				objs = append(objs, own)
+			}
+			cs, _ := kubefake.NewClient(objs...)
+			j, err := s.JobObject()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkServiceAccount(context.Background(), cs, s, j)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if tt.wantErr == "" {
+				return
+			}
+			// Run refuses it before creating anything.
+			if err := Run(context.Background(), cs, s, io.Discard); err == nil {
+				t.Fatal("Run created a hook whose pods cannot be")
+			}
+			if jobs, _ := cs.Jobs("default").List(context.Background(), metav1.ListOptions{}); len(jobs.Items) != 0 {
+				t.Errorf("%d jobs created", len(jobs.Items))
+			}
+		})
 	}
 }
