@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/version"
@@ -266,7 +268,7 @@ func (n Node) checkDirs() error {
 		if !filepath.IsAbs(d.dir) || filepath.Clean(d.dir) != d.dir || d.dir == "/" {
 			return fmt.Errorf("%s: %q must be a clean absolute path other than /", d.field, d.dir)
 		}
-		if strings.ContainsAny(d.dir, "\"'\\\n\r\t ,=") {
+		if !utf8.ValidString(d.dir) || strings.ContainsFunc(d.dir, unicode.IsControl) || strings.ContainsAny(d.dir, "\"'\\ ,=") {
 			return fmt.Errorf("%s: %q holds characters the component configs cannot carry", d.field, d.dir)
 		}
 	}
