@@ -80,6 +80,8 @@ func TestNodeRole(t *testing.T) {
 	m := &manifest.Manifest{NodeProfiles: []manifest.NodeProfile{{Name: "worker"}, {Name: "db"}},
 		Installer: &manifest.Installer{Flavors: &manifest.Flavors{Items: []manifest.Flavor{
 			{Name: "small", Nodes: []manifest.FlavorNode{{Profile: "db", Count: 1}}}}}}}
+	withDefault := *m
+	withDefault.Installer = &manifest.Installer{Flavors: &manifest.Flavors{Default: "small", Items: m.Installer.Flavors.Items}}
 	for _, tc := range []struct {
 		m            *manifest.Manifest
 		role, flavor string
@@ -91,7 +93,10 @@ func TestNodeRole(t *testing.T) {
 		{m: m, role: "nope", err: "no such node profile (it has worker, db)"},
 		{m: m, flavor: "small", want: "db"},
 		{m: m, flavor: "huge", err: "no such install flavor"},
-		{m: m, want: "node"},
+		{m: m, err: "several node profiles (worker, db): choose this node's with --role or --flavor"},
+		{m: &withDefault, want: "db"},
+		{m: &manifest.Manifest{}, role: "nope", err: "no such node profile (it has node)"},
+		{m: &manifest.Manifest{}, role: "node", want: "node"},
 	} {
 		got, err := nodeRole(tc.m, tc.role, tc.flavor)
 		if tc.err != "" {

@@ -248,16 +248,20 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// nodeRole picks this node's profile: --role, else the flavor's first
-// profile, else the manifest's only profile, else "node".
+// nodeRole picks this node's profile: --role, else the first profile of
+// --flavor or of the manifest's default flavor, else the manifest's only
+// profile. A manifest without profiles has one, "node", as in Gravity.
 func nodeRole(m *manifest.Manifest, role, flavor string) (string, error) {
-	var names []string
-	for _, p := range m.NodeProfiles {
-		names = append(names, p.Name)
+	names := []string{defaultProfile}
+	if len(m.NodeProfiles) > 0 {
+		names = names[:0]
+		for _, p := range m.NodeProfiles {
+			names = append(names, p.Name)
+		}
 	}
 	switch {
 	case role != "":
-		if len(names) > 0 && !contains(names, role) {
+		if !contains(names, role) {
 			return "", fmt.Errorf("--role=%s: the application has no such node profile (it has %s)", role, strings.Join(names, ", "))
 		}
 		return role, nil
@@ -265,9 +269,14 @@ func nodeRole(m *manifest.Manifest, role, flavor string) (string, error) {
 		return flavorRole(m, flavor)
 	case len(names) == 1:
 		return names[0], nil
+	case m.Installer != nil && m.Installer.Flavors != nil && m.Installer.Flavors.Default != "":
+		return flavorRole(m, m.Installer.Flavors.Default)
 	}
-	return "node", nil
+	return "", fmt.Errorf("the application has several node profiles (%s): choose this node's with --role or --flavor", strings.Join(names, ", "))
 }
+
+// defaultProfile is the node profile of a manifest that names none.
+const defaultProfile = "node"
 
 func flavorRole(m *manifest.Manifest, flavor string) (string, error) {
 	if m.Installer != nil && m.Installer.Flavors != nil {

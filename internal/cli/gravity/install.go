@@ -53,7 +53,7 @@ anything changes: if it fails or is interrupted, fix the problem and run
 	f.StringVar(&o.CloudProvider, "cloud-provider", o.CloudProvider, "cloud integration: generic (bare metal, no cloud integration) is the only one supported")
 	f.StringVar(&o.PodCIDR, "pod-network-cidr", config.DefaultPodCIDR, "the pod network; each node takes a /24 of it")
 	f.StringVar(&o.ServiceCIDR, "service-cidr", config.DefaultServiceCIDR, "the Kubernetes service network")
-	f.StringVar(&o.Role, "role", "", "this node's profile from the manifest's nodeProfiles (default: the only profile, or the flavor's first)")
+	f.StringVar(&o.Role, "role", "", "this node's profile from the manifest's nodeProfiles (default: the flavor's first, the default flavor's first, or the only profile; \"node\" when the manifest has none)")
 	f.StringVar(&o.Flavor, "flavor", "", "the install flavor from the manifest's installer.flavors")
 	f.StringVar(&o.StateDir, "state-dir", o.StateDir, "where the cluster keeps its state on this node")
 	f.StringSliceVar(&o.SkipChecks, "skip-check", nil, "skip the named preflight check (repeatable): "+strings.Join(preflight.Checks(), ", "))
