@@ -145,3 +145,19 @@ func TestTailBuffer(t *testing.T) {
 		t.Errorf("tail %q", got)
 	}
 }
+
+func TestCheckToken(t *testing.T) {
+	for _, tc := range []struct{ token, err string }{
+		{token: ""},
+		{token: "6ab6d807010e"},
+		{token: "a-long_token.v2"},
+		{token: "x", err: "at least 12 characters"},
+		{token: "has a space here", err: "' ' is not allowed"},
+		{token: "tökentökentöken", err: "'ö' is not allowed"},
+	} {
+		err := checkToken(tc.token)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%q: err %v, want %q", tc.token, err, tc.err)
+		}
+	}
+}

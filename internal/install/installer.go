@@ -209,6 +209,9 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 	if o.CloudProvider != "generic" && o.CloudProvider != "onprem" {
 		return Config{}, fmt.Errorf("--cloud-provider=%s is not supported: this version installs on bare metal only (generic)", o.CloudProvider)
 	}
+	if err := checkToken(o.Token); err != nil {
+		return Config{}, err
+	}
 	ip, err := advertiseAddr(o.AdvertiseAddr)
 	if err != nil {
 		return Config{}, err
@@ -239,6 +242,27 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// minTokenLen keeps a chosen join token from being guessable: whoever
+// holds it can join a node to the cluster.
+const minTokenLen = 12
+
+// checkToken refuses a --token that is short or that a shell or a URL
+// would mangle; empty means a generated one.
+func checkToken(t string) error {
+	if t == "" {
+		return nil
+	}
+	if len(t) < minTokenLen {
+		return fmt.Errorf("--token: a join token needs at least %d characters (it admits nodes to the cluster); leave it out for a random one", minTokenLen)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("--token: %q is not allowed in a join token (letters, digits, '-', '_' and '.')", r)
+		}
+	}
+	return nil
 }
 
 func orDefault(s, def string) string {
