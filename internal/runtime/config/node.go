@@ -157,7 +157,7 @@ func (n Node) checkIdentity() error {
 		return fmt.Errorf("ClusterDomain: %q is not a valid DNS domain", n.ClusterDomain)
 	}
 	if n.ClusterName == "" || !dns1123.MatchString(n.ClusterName) {
-		return fmt.Errorf("ClusterName: %q is not a valid cluster name", n.ClusterName)
+		return fmt.Errorf("ClusterName: %q is not a valid cluster name (lowercase letters, digits, - and ., starting and ending with a letter or digit)", n.ClusterName)
 	}
 	for _, r := range n.Roles {
 		if r != RoleMaster && r != RoleNode {
