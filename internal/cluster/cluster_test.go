@@ -93,12 +93,13 @@ func TestNodeStatus(t *testing.T) {
 		labels       map[string]string
 		conditions   []corev1.NodeCondition
 		wantRoles    []string
+		wantMaster   bool
 		wantStatus   string
 		wantProblems int
 	}{
 		{name: "healthy master", labels: map[string]string{LabelRole: "node", "node-role.kubernetes.io/control-plane": ""},
 			conditions: []corev1.NodeCondition{ready, {Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse}},
-			wantRoles:  []string{"control-plane", "node"}, wantStatus: "healthy"},
+			wantRoles:  []string{"control-plane", "node"}, wantMaster: true, wantStatus: "healthy"},
 		{name: "not ready", conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Message: "kubelet stopped"}},
 			wantStatus: "degraded", wantProblems: 1},
 		{name: "under pressure", conditions: []corev1.NodeCondition{ready, {Type: corev1.NodeDiskPressure, Status: corev1.ConditionTrue}},
@@ -110,7 +111,7 @@ func TestNodeStatus(t *testing.T) {
 				Status: corev1.NodeStatus{Conditions: tt.conditions,
 					Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}}}}
 			got := nodeStatus(n)
-			if got.Status != tt.wantStatus || len(got.Problems) != tt.wantProblems || got.Address != "10.0.0.1" ||
+			if got.Status != tt.wantStatus || len(got.Problems) != tt.wantProblems || got.Address != "10.0.0.1" || got.Master != tt.wantMaster || got.Profile != tt.labels[LabelRole] ||
 				!reflect.DeepEqual(got.Roles, tt.wantRoles) {
 				t.Errorf("nodeStatus = %+v", got)
 			}

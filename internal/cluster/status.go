@@ -41,6 +41,8 @@ type NodeStatus struct {
 	Name     string   `json:"name"`
 	Hostname string   `json:"hostname"`
 	Address  string   `json:"address"`
+	Profile  string   `json:"profile"` // the manifest's node profile (Gravity's role)
+	Master   bool     `json:"master"`
 	Roles    []string `json:"roles"`
 	Status   string   `json:"status"` // "healthy" or "degraded"
 	Problems []string `json:"problems,omitempty"`
@@ -92,7 +94,7 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 }
 
 func nodeStatus(n corev1.Node) NodeStatus {
-	ns := NodeStatus{Name: n.Name, Hostname: n.Labels[LabelHostname], Status: "healthy"}
+	ns := NodeStatus{Name: n.Name, Hostname: n.Labels[LabelHostname], Profile: n.Labels[LabelRole], Status: "healthy"}
 	if role := n.Labels[LabelRole]; role != "" {
 		ns.Roles = append(ns.Roles, role)
 	}
@@ -104,6 +106,7 @@ func nodeStatus(n corev1.Node) NodeStatus {
 	for k := range n.Labels {
 		if role, ok := cutPrefix(k, "node-role.kubernetes.io/"); ok {
 			ns.Roles = append(ns.Roles, role)
+			ns.Master = ns.Master || role == "control-plane"
 		}
 	}
 	sort.Strings(ns.Roles)

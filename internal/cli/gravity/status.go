@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -56,14 +55,29 @@ func printClusterStatus(w io.Writer, st cluster.Status) error {
 		}
 	}
 	fmt.Fprintln(w, "Cluster nodes:")
-	for _, n := range st.Nodes {
-		fmt.Fprintf(w, "    * %s / %s / %s\n", orDash(n.Hostname), n.Address, orDash(strings.Join(n.Roles, ",")))
-		fmt.Fprintf(w, "        Status:\t%s\n", n.Status)
+	printNodes(w, "Masters", st.Nodes, true)
+	printNodes(w, "Nodes", st.Nodes, false)
+	return nil
+}
+
+// printNodes lists the masters or the other nodes as Gravity did:
+// hostname, address and profile, then health.
+func printNodes(w io.Writer, title string, nodes []cluster.NodeStatus, masters bool) {
+	header := false
+	for _, n := range nodes {
+		if n.Master != masters {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "    %s:\n", title)
+			header = true
+		}
+		fmt.Fprintf(w, "        * %s / %s / %s\n", orDash(n.Hostname), n.Address, orDash(n.Profile))
+		fmt.Fprintf(w, "            Status:\t%s\n", n.Status)
 		for _, p := range n.Problems {
-			fmt.Fprintf(w, "        [×]\t%s\n", p)
+			fmt.Fprintf(w, "            [×]\t%s\n", p)
 		}
 	}
-	return nil
 }
 
 func printOperations(w io.Writer, ops []cluster.OperationBrief) {

@@ -1,0 +1,46 @@
+package gravity
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opengravity/gravity/internal/cluster"
+)
+
+// TestPrintClusterStatus: the text a Gravity user greps, masters and other
+// nodes apart, each node with its hostname, address, profile and health.
+func TestPrintClusterStatus(t *testing.T) {
+	created := time.Now().Add(-time.Minute)
+	st := cluster.Status{
+		Info:      cluster.Info{Name: "calmlagoon1", State: "active", App: "cluster-image", AppVersion: "0.0.1"},
+		Token:     "6ab6d807010e",
+		Endpoints: []cluster.Endpoint{{Name: "Kubernetes API", URLs: []string{"https://10.0.0.1:6443"}}},
+		Nodes: []cluster.NodeStatus{
+			{Hostname: "node-1", Address: "10.0.0.1", Profile: "node", Master: true, Status: "healthy"},
+			{Hostname: "node-2", Address: "10.0.0.2", Profile: "worker", Status: "degraded",
+				Problems: []string{"Ready=False: kubelet stopped"}},
+		},
+		Operations: []cluster.OperationBrief{{ID: "op1", Type: "install", State: "completed", Created: created,
+			Finished: created.Add(30 * time.Second)}},
+	}
+	var b strings.Builder
+	if err := printClusterStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Cluster name:\t\tcalmlagoon1\n",
+		"Cluster status:\t\tactive\n",
+		"Application:\t\tcluster-image, version 0.0.1\n",
+		"Join token:\t\t6ab6d807010e\n",
+		"    * install (op1): completed\n",
+		"Cluster endpoints:\n    * Kubernetes API:\n        - https://10.0.0.1:6443\n",
+		"Cluster nodes:\n    Masters:\n        * node-1 / 10.0.0.1 / node\n            Status:\thealthy\n",
+		"    Nodes:\n        * node-2 / 10.0.0.2 / worker\n            Status:\tdegraded\n            [×]\tReady=False: kubelet stopped\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
