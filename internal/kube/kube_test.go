@@ -116,17 +116,9 @@ func TestPodLogs(t *testing.T) {
 		_, _ = io.WriteString(w, "hello\n")
 	}))
 	defer srv.Close()
-	c, err := kube.New(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := c.PodLogs(context.Background(), "ns", "p", "c", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if b, _ := io.ReadAll(rc); string(b) != "hello\n" {
-		t.Errorf("logs %q", b)
+	c, logs, err := podLogs(t, &rest.Config{Host: srv.URL})
+	if logs != "hello\n" || err != nil {
+		t.Errorf("logs %q (%v)", logs, err)
 	}
 	if _, err := c.PodLogs(context.Background(), "ns", "other", "c", true); err == nil {
 		t.Error("a missing pod's logs streamed")
@@ -143,16 +135,24 @@ func TestPodLogsOutlastRequestTimeout(t *testing.T) {
 		_, _ = io.WriteString(w, "last\n")
 	}))
 	defer srv.Close()
-	c, err := kube.New(&rest.Config{Host: srv.URL, Timeout: 100 * time.Millisecond})
+	if _, logs, err := podLogs(t, &rest.Config{Host: srv.URL, Timeout: 100 * time.Millisecond}); logs != "first\nlast\n" || err != nil {
+		t.Errorf("logs %q (%v), want both lines", logs, err)
+	}
+}
+
+// podLogs follows pod ns/p's container c through a client for rc, to its
+// end, and returns the client too.
+func podLogs(t *testing.T, rc *rest.Config) (*kube.Client, string, error) {
+	t.Helper()
+	c, err := kube.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := c.PodLogs(context.Background(), "ns", "p", "c", true)
+	r, err := c.PodLogs(context.Background(), "ns", "p", "c", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
-	if b, err := io.ReadAll(rc); string(b) != "first\nlast\n" || err != nil {
-		t.Errorf("logs %q (%v), want both lines", b, err)
-	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return c, string(b), err
 }
