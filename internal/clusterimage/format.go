@@ -14,7 +14,8 @@ import (
 
 // FormatVersion is the version of the layout this package writes and the
 // only one it reads. Bump it on any change an older reader would misread.
-const FormatVersion = 1
+// Version 2 added archiveSize.
+const FormatVersion = 2
 
 // Top-level entries of a cluster image, in the order they appear.
 const (
@@ -80,6 +81,10 @@ type Meta struct {
 	// Created is set only from SOURCE_DATE_EPOCH: a wall-clock time would
 	// make two builds of the same inputs differ.
 	Created string `json:"created,omitempty"`
+	// ArchiveSize is the tarball's length in bytes, manifest.json
+	// included: a reader of the first entry alone knows whether the file
+	// was cut short or had bytes appended.
+	ArchiveSize int64 `json:"archiveSize"`
 	// Files lists the top-level regular files with their digests so that
 	// Verify and Unpack can check them like blobs.
 	Files    []File `json:"files"`

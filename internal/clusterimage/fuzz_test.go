@@ -3,6 +3,7 @@ package clusterimage
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	return [][]byte{
 		valid,
 		valid[:len(valid)/2],
+		valid[:len(valid)-1],
+		append(slices.Clone(valid), 'x'),
+		append(slices.Clone(valid), make([]byte, 10240)...),
 		valid[:1536],
 		{},
 		hostile(tarEntry{hdr: tar.Header{Name: "../x", Typeflag: tar.TypeReg, Mode: 0o644}, data: []byte("x")}),
@@ -105,8 +109,15 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		must(t, os.WriteFile(path, data, 0o644))
 		img, err := Open(path)
+		var se *SizeError
+		if errors.As(err, &se) && (se.Got != int64(len(data)) || se.Want == se.Got) {
+			t.Fatalf("SizeError %+v for a file of %d bytes", se, len(data))
+		}
 		if err != nil {
 			return
+		}
+		if img.Meta.ArchiveSize != int64(len(data)) {
+			t.Fatalf("opened a file of %d bytes whose manifest records %d", len(data), img.Meta.ArchiveSize)
 		}
 		if img.Meta.FormatVersion != FormatVersion {
 			t.Fatalf("opened format version %d", img.Meta.FormatVersion)

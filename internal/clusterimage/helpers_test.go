@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 
@@ -188,7 +189,32 @@ func readEntries(t testing.TB, path string) []tarEntry {
 	}
 }
 
+// writeEntries writes a crafted archive. When its first entry is a
+// manifest.json object, its archiveSize is set to the archive's length, so
+// that the crafted damage, not the length check, is what a reader meets.
 func writeEntries(t testing.TB, path string, entries []tarEntry) {
+	t.Helper()
+	data := tarBytes(t, entries)
+	var meta map[string]any
+	if len(entries) > 0 && entries[0].hdr.Name == ManifestFile && json.Unmarshal(entries[0].data, &meta) == nil {
+		entries = slices.Clone(entries)
+		for range 8 {
+			meta["archiveSize"] = len(data)
+			raw, err := json.Marshal(meta)
+			must(t, err)
+			entries[0].data = raw
+			if next := tarBytes(t, entries); len(next) != len(data) {
+				data = next
+				continue
+			}
+			data = tarBytes(t, entries)
+			break
+		}
+	}
+	must(t, os.WriteFile(path, data, 0o644))
+}
+
+func tarBytes(t testing.TB, entries []tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -205,7 +231,7 @@ func writeEntries(t testing.TB, path string, entries []tarEntry) {
 		}
 	}
 	must(t, tw.Close())
-	must(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	return buf.Bytes()
 }
 
 // listDir returns the names in dir, sorted.

@@ -33,7 +33,8 @@ var expectedFiles = []struct {
 }
 
 // Open reads a cluster image's manifest.json, which must be its first
-// entry, and checks the format version. It reads nothing else, so it is
+// entry, checks the format version and that the file is as long as the
+// manifest says (a *SizeError if not). It reads nothing else, so it is
 // cheap whatever the image's size; use Verify for a full check.
 func Open(path string) (*Image, error) {
 	f, err := os.Open(path)
@@ -48,6 +49,13 @@ func Open(path string) (*Image, error) {
 	meta, err := readMeta(tar.NewReader(br), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	n, err := fileLength(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLength(path, n, meta); err != nil {
+		return nil, err
 	}
 	return &Image{Path: path, Meta: *meta}, nil
 }
@@ -153,6 +161,9 @@ func parseMeta(raw []byte) (*Meta, error) {
 func (m *Meta) validate() error {
 	if m.Name == "" || m.Version == "" {
 		return errors.New("name and version must be set")
+	}
+	if m.ArchiveSize < tarEnd {
+		return fmt.Errorf("archiveSize %d is less than an empty tar's", m.ArchiveSize)
 	}
 	if len(m.Files) != len(expectedFiles) {
 		return fmt.Errorf("lists %d files, want %d", len(m.Files), len(expectedFiles))

@@ -39,11 +39,12 @@ func TestOpenErrors(t *testing.T) {
 		{"gzip", nil, gz, "gzip-compressed"},
 		{"not a tar", nil, bytes.Repeat([]byte("hello "), 200), "not a cluster image"},
 		{"manifest not first", append([]tarEntry{valid[1]}, valid[0]), nil, `first entry is "app.yaml"`},
-		{"future version", withMeta(`{"formatVersion": 2}`), nil, "unsupported cluster image format version 2"},
+		{"future version", withMeta(`{"formatVersion": 3}`), nil, "unsupported cluster image format version 3"},
+		{"version 1", withMeta(`{"formatVersion": 1}`), nil, "unsupported cluster image format version 1"},
 		{"no version", withMeta(`{}`), nil, "unsupported cluster image format version 0"},
-		{"bad json", withMeta(`{"formatVersion": 1,`), nil, "parsing manifest.json"},
-		{"unknown field", withMeta(`{"formatVersion": 1, "name": "a", "version": "1", "extra": 1}`), nil, "unknown field"},
-		{"no files", withMeta(`{"formatVersion": 1, "name": "a", "version": "1"}`), nil, "lists 0 files"},
+		{"bad json", withMeta(`{"formatVersion": 2,`), nil, "parsing manifest.json"},
+		{"unknown field", withMeta(`{"formatVersion": 2, "name": "a", "version": "1", "extra": 1}`), nil, "unknown field"},
+		{"no files", withMeta(`{"formatVersion": 2, "name": "a", "version": "1", "archiveSize": 9000}`), nil, "lists 0 files"},
 		{"symlink manifest", []tarEntry{{hdr: tar.Header{Name: ManifestFile, Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}}}, nil, "tar type"},
 	}
 	for _, tc := range tests {
@@ -59,6 +60,13 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestArchiveSizeRequired(t *testing.T) {
+	_, err := parseMeta([]byte(`{"formatVersion": 2, "name": "a", "version": "1"}`))
+	if err == nil || !strings.Contains(err.Error(), "archiveSize 0") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -88,8 +96,8 @@ func TestTruncated(t *testing.T) {
 }
 
 // TestTrailer: archive/tar takes a missing end-of-archive marker for a
-// clean end; Verify does not, but accepts bytes after a complete archive
-// the way tar(1) does.
+// clean end, and tar(1) ignores what follows the marker; the recorded
+// length refuses both, as a copy that is not the file tele wrote.
 func TestTrailer(t *testing.T) {
 	f := newFixture(t, 1024)
 	path := f.write(t)
@@ -98,23 +106,72 @@ func TestTrailer(t *testing.T) {
 	tests := []struct {
 		name string
 		data []byte
-		ok   bool
+		want string
 	}{
-		{"complete", full, true},
-		{"record padding", append(slices.Clone(full), make([]byte, 10240)...), true},
-		{"no marker", full[:len(full)-1024], false},
-		{"half marker", full[:len(full)-512], false},
+		{"complete", full, ""},
+		{"record padding", append(slices.Clone(full), make([]byte, 10240)...), "10240 bytes appended"},
+		{"no marker", full[:len(full)-1024], "1024 of its"},
+		{"half marker", full[:len(full)-512], "512 of its"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "img.tar")
 			must(t, os.WriteFile(p, tc.data, 0o644))
 			err := Verify(context.Background(), p)
-			if (err == nil) != tc.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			if tc.want == "" {
+				must(t, err)
+				return
 			}
-			if !tc.ok && !strings.Contains(err.Error(), "truncated") {
-				t.Fatalf("err = %v, want a truncation error", err)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLength: every reader refuses a file cut short or with bytes appended
+// from manifest.json alone, naming how many bytes are missing or extra.
+func TestLength(t *testing.T) {
+	f := newFixture(t, 4096)
+	path := f.write(t)
+	full, err := os.ReadFile(path)
+	must(t, err)
+	n := int64(len(full))
+	img, err := Open(path)
+	must(t, err)
+	if img.Meta.ArchiveSize != n {
+		t.Fatalf("archiveSize = %d, the file has %d bytes", img.Meta.ArchiveSize, n)
+	}
+	first := blockSize + padded(int64(len(readEntries(t, path)[0].data)))
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		missing int64
+		want    string
+	}{
+		{"manifest.json only", full[:first], n - first, fmt.Sprintf("truncated: %d of its %d bytes are missing (the file has %d)", n-first, n, first)},
+		{"half", full[:n/2], n - n/2, "truncated"},
+		{"one byte short", full[:n-1], 1, "truncated: 1 of its"},
+		{"one byte more", append(slices.Clone(full), 'x'), -1, "1 bytes appended"},
+		{"a copy appended", append(slices.Clone(full), full...), -n, fmt.Sprintf("%d bytes appended", n)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "copy.tar")
+			must(t, os.WriteFile(p, tc.data, 0o644))
+			_, openErr := Open(p)
+			for name, err := range map[string]error{
+				"Open":   openErr,
+				"Verify": Verify(context.Background(), p),
+				"Unpack": Unpack(context.Background(), p, filepath.Join(dir, "out")),
+			} {
+				var se *SizeError
+				if !errors.As(err, &se) || se.Missing() != tc.missing || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: err = %v, want a SizeError with %d missing, saying %q", name, err, tc.missing, tc.want)
+				}
+			}
+			if got := listDir(t, dir); !slices.Equal(got, []string{"copy.tar"}) {
+				t.Errorf("refused unpack left %v", got)
 			}
 		})
 	}

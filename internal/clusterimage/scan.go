@@ -62,6 +62,8 @@ func Verify(ctx context.Context, path string) error {
 // scanner holds the state of one pass over an image.
 type scanner struct {
 	ctx   context.Context
+	path  string
+	size  int64 // the file's length; the scan stops at once if the manifest says otherwise
 	tr    *tar.Reader
 	eof   *eofReader
 	out   sink
@@ -74,13 +76,19 @@ type scanner struct {
 	buf   []byte
 }
 
-func scanImage(ctx context.Context, r io.Reader, path string, out sink) (*Meta, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+// scanImage reads the image in f, checking its length against the
+// manifest before anything else.
+func scanImage(ctx context.Context, f *os.File, path string, out sink) (*Meta, error) {
+	size, err := fileLength(f)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(f, 1<<20)
 	if err := checkNotCompressed(br, path); err != nil {
 		return nil, err
 	}
 	eof := &eofReader{r: br}
-	s := &scanner{ctx: ctx, tr: tar.NewReader(eof), eof: eof, out: out, blobs: map[v1.Hash]int64{},
+	s := &scanner{ctx: ctx, path: path, size: size, tr: tar.NewReader(eof), eof: eof, out: out, blobs: map[v1.Hash]int64{},
 		docs: map[v1.Hash][]byte{}, buf: make([]byte, 1<<20)}
 	if err := s.run(); err != nil {
 		return nil, err
@@ -94,6 +102,9 @@ func (s *scanner) run() error {
 		return err
 	}
 	if s.meta, err = readMeta(s.tr, w); err != nil {
+		return errors.Join(err, w.Close())
+	}
+	if err := checkLength(s.path, s.size, s.meta); err != nil {
 		return errors.Join(err, w.Close())
 	}
 	if err := w.Close(); err != nil {

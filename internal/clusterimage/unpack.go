@@ -31,7 +31,7 @@ func Unpack(ctx context.Context, tarPath, dir string) error {
 	})
 }
 
-func extract(ctx context.Context, r io.Reader, tarPath, tmp string) error {
+func extract(ctx context.Context, r *os.File, tarPath, tmp string) error {
 	root, err := os.OpenRoot(tmp)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", tmp, err)

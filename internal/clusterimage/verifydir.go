@@ -26,6 +26,11 @@ func VerifyDir(ctx context.Context, dir string) (*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	// Sizes first: a cut tarball is told apart from a damaged file, and
+	// without reading a byte of content.
+	if err := checkUnpacked(dir, meta); err != nil {
+		return nil, err
+	}
 	for _, f := range meta.Files {
 		if err := checkFileDigest(ctx, filepath.Join(dir, f.Name), f.Size, f.Digest); err != nil {
 			return nil, err

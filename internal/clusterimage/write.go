@@ -75,7 +75,7 @@ func Write(ctx context.Context, path string, spec Spec, opts WriteOptions) error
 	if err != nil {
 		return err
 	}
-	p, err := newPlan(ctx, spec)
+	p, err := newPlan(ctx, spec, mtime)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,8 @@ type plan struct {
 	index     []byte
 	blobs     *blobSet
 	refOf     map[v1.Hash]string // a ref reaching each blob, for error messages
-	totalSize int64
+	totalSize int64              // content bytes, for progress
+	length    int64              // the tarball's length, recorded as archiveSize
 }
 
 // topFile is a top-level file: in memory, or on disk (the gravity binary).
@@ -204,7 +205,7 @@ type topFile struct {
 	path string
 }
 
-func newPlan(ctx context.Context, spec Spec) (*plan, error) {
+func newPlan(ctx context.Context, spec Spec, mtime time.Time) (*plan, error) {
 	entries, err := sortedEntries(spec.Entries)
 	if err != nil {
 		return nil, err
@@ -234,21 +235,67 @@ func newPlan(ctx context.Context, spec Spec) (*plan, error) {
 		p.totalSize += f.Size
 	}
 	p.totalSize += p.blobs.total()
-	return p, p.encode(&meta, &index)
+	return p, p.encode(&meta, &index, mtime)
 }
 
-func (p *plan) encode(meta *Meta, index *v1.IndexManifest) error {
+func (p *plan) encode(meta *Meta, index *v1.IndexManifest, mtime time.Time) error {
 	var err error
-	if p.meta, err = json.MarshalIndent(meta, "", "  "); err != nil {
-		return fmt.Errorf("encoding %s: %w", ManifestFile, err)
-	}
-	p.meta = append(p.meta, '\n')
 	if p.index, err = json.Marshal(index); err != nil {
 		return fmt.Errorf("encoding %s: %w", IndexFile, err)
 	}
 	p.layout = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-	p.totalSize += int64(len(p.meta) + len(p.index) + len(p.layout))
-	return nil
+	rest, err := p.lengthAfterMeta(mtime)
+	if err != nil {
+		return err
+	}
+	// manifest.json records the length of the tar it is the first entry
+	// of, its own included: encode until the recorded length is the
+	// length. The length only grows with the number's digits, so this
+	// settles in a step or two.
+	for range 8 {
+		if p.meta, err = json.MarshalIndent(meta, "", "  "); err != nil {
+			return fmt.Errorf("encoding %s: %w", ManifestFile, err)
+		}
+		p.meta = append(p.meta, '\n')
+		n, err := entryLength(header(ManifestFile, tar.TypeReg, modeFile, int64(len(p.meta)), mtime))
+		if err != nil {
+			return err
+		}
+		if rest+n == meta.ArchiveSize {
+			p.length = meta.ArchiveSize
+			p.totalSize += int64(len(p.meta) + len(p.index) + len(p.layout))
+			return nil
+		}
+		meta.ArchiveSize = rest + n
+	}
+	return fmt.Errorf("encoding %s: its archiveSize does not settle", ManifestFile)
+}
+
+// lengthAfterMeta is the length of every entry after manifest.json, in the
+// order write emits them, and the end-of-archive marker.
+func (p *plan) lengthAfterMeta(mtime time.Time) (int64, error) {
+	hdrs := []*tar.Header{}
+	for _, f := range p.files {
+		hdrs = append(hdrs, header(f.Name, tar.TypeReg, f.Mode, f.Size, mtime))
+	}
+	hdrs = append(hdrs,
+		header(PackagesDir+"/", tar.TypeDir, modeDir, 0, mtime),
+		header(OCILayoutFile, tar.TypeReg, modeFile, int64(len(p.layout)), mtime),
+		header(IndexFile, tar.TypeReg, modeFile, int64(len(p.index)), mtime),
+		header(BlobsDir+"/", tar.TypeDir, modeDir, 0, mtime),
+		header(BlobsSHA256+"/", tar.TypeDir, modeDir, 0, mtime))
+	for _, h := range p.blobs.sorted() {
+		hdrs = append(hdrs, header(BlobsSHA256+"/"+h.Hex, tar.TypeReg, modeFile, p.blobs.size[h], mtime))
+	}
+	total := int64(tarEnd)
+	for _, hdr := range hdrs {
+		n, err := entryLength(hdr)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // sortedEntries orders entries canonically (packages, then images, each by
@@ -396,7 +443,8 @@ func hashFile(path string) (int64, string, error) {
 
 // write emits the tar in the documented order.
 func (p *plan) write(ctx context.Context, w io.Writer, src BlobSource, mtime time.Time, progress func(done, total int64)) error {
-	tw := &tarWriter{tw: tar.NewWriter(w), mtime: mtime, total: p.totalSize, progress: progress,
+	out := &countingWriter{w: w}
+	tw := &tarWriter{tw: tar.NewWriter(out), mtime: mtime, total: p.totalSize, progress: progress,
 		buf: make([]byte, 1<<20)}
 	if err := tw.bytes(ManifestFile, modeFile, p.meta); err != nil {
 		return err
@@ -428,6 +476,10 @@ func (p *plan) write(ctx context.Context, w io.Writer, src BlobSource, mtime tim
 	}
 	if err := tw.tw.Close(); err != nil {
 		return fmt.Errorf("finishing tar: %w", err)
+	}
+	if out.n != p.length {
+		// A reader would refuse the file as cut or padded.
+		return fmt.Errorf("wrote %d bytes, but %s records %d", out.n, ManifestFile, p.length)
 	}
 	return nil
 }
@@ -470,8 +522,7 @@ type tarWriter struct {
 }
 
 func (t *tarWriter) header(name string, typ byte, mode, size int64) error {
-	hdr := &tar.Header{Typeflag: typ, Name: name, Mode: mode, Size: size, ModTime: t.mtime}
-	if err := t.tw.WriteHeader(hdr); err != nil {
+	if err := t.tw.WriteHeader(header(name, typ, mode, size, t.mtime)); err != nil {
 		return fmt.Errorf("writing tar header for %s: %w", name, err)
 	}
 	return nil

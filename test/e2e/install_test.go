@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -217,14 +218,38 @@ func testRefused(t *testing.T, ih *installHost, image string) {
 	// The report is the only thing written.
 	ih.assertClean()
 
-	// A truncated cluster image: a copy with one layer blob cut short.
-	cut := "/root/truncated"
-	ih.mustRun("cp", "-a", image, cut)
-	blob := largestBlob(t, ih.h.Path(cut+"/packages/blobs/sha256"))
-	if err := os.Truncate(blob, 1000); err != nil {
+	// A cluster image copied only two thirds of the way: tar -xf keeps what
+	// it got (the gravity binary, early in the file, whole), and install
+	// refuses it from the sizes alone, with exit code 3.
+	cut := "/root/cut"
+	tarball := ih.h.Path(image + ".tar")
+	fi, err := os.Stat(tarball)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ih.mustFail("truncated", filepath.Join(cut, "gravity"), "install")
+	ih.mustRun("sh", "-c", fmt.Sprintf("head -c %d %s.tar > %s.tar && mkdir %s", fi.Size()*2/3, image, cut, cut))
+	if out, err := ih.run("tar", "-xf", cut+".tar", "-C", cut); err == nil {
+		t.Fatalf("tar -xf of a cut image succeeded:\n%s", out)
+	}
+	out = ih.mustFail("bytes are missing", filepath.Join(cut, "gravity"), "install")
+	var exit *exec.ExitError
+	if _, err := ih.run(filepath.Join(cut, "gravity"), "install"); !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Errorf("install of a cut image: %v, want exit code 3\n%s", err, out)
+	}
+	ih.assertClean()
+	// One blob damaged in place: the digest check finds it.
+	damaged := "/root/damaged"
+	ih.mustRun("cp", "-a", image, damaged)
+	blob := largestBlob(t, ih.h.Path(damaged+"/packages/blobs/sha256"))
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ih.mustFail("is damaged", filepath.Join(damaged, "gravity"), "install")
 	ih.assertClean()
 }
 

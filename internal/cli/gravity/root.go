@@ -21,9 +21,9 @@ func Main() int {
 	defer stop()
 	if err := NewCommand(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "gravity: error:", err)
-		return 1
+		return output.ExitCode(err)
 	}
-	return 0
+	return output.ExitOK
 }
 
 // NewCommand builds the gravity command tree writing to the given streams.

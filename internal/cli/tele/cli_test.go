@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/opengravity/gravity/internal/baseimage"
+	"github.com/opengravity/gravity/internal/cli/output"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -97,9 +99,44 @@ func TestBuildFromLoadedImages(t *testing.T) {
 	if !strings.Contains(out, "registry.local:5000/alpine:3.3") {
 		t.Errorf("inspect does not list the vendored image:\n%s", out)
 	}
+	checkInspectRefusesCopies(t, image)
 	out, _, err = run(t, "--state-dir", state, "build", "../../../examples/gravity101/v1/app.yaml", "-q",
 		"--base-image-dir", bases, "--offline", "-o", image, "--overwrite")
 	if err != nil || out != "" {
 		t.Errorf("build -q: err %v, printed %q", err, out)
+	}
+}
+
+// checkInspectRefusesCopies: plain inspect, reading only the first entry,
+// refuses a copy cut short or with bytes appended, prints no listing and
+// exits 3; --verify too.
+func checkInspectRefusesCopies(t *testing.T, image string) {
+	t.Helper()
+	full, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(full)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"third", full[:n/3], fmt.Sprintf("is truncated: %d of its %d bytes are missing", n-n/3, n)},
+		{"appended", append(bytes.Clone(full), "junk"...), "has 4 bytes appended"},
+	} {
+		copied := filepath.Join(t.TempDir(), "copy.tar")
+		if err := os.WriteFile(copied, tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"inspect", copied}, {"inspect", "--verify", copied}} {
+			out, _, err := run(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || out != "" {
+				t.Errorf("%s: %v: err = %v, printed %q; want %q and no listing", tc.name, args, err, out, tc.want)
+			}
+			if code := output.ExitCode(err); code != output.ExitIncomplete {
+				t.Errorf("%s: %v: exit code %d, want %d", tc.name, args, code, output.ExitIncomplete)
+			}
+		}
 	}
 }

@@ -20,15 +20,19 @@ func newInspectCommand(g *globals) *cobra.Command {
 		Use:   "inspect IMAGE.tar",
 		Short: "Show what a cluster image holds: manifest, base image, packages and images",
 		Args:  cobra.ExactArgs(1),
+		Long: `Show what a cluster image holds. Only its first entry is read, which records
+the tarball's length: a copy cut short or with bytes appended is refused,
+naming how many bytes are missing or extra, with exit code 3. --verify reads
+the whole file and checks every entry against its digest.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			img, err := clusterimage.Open(args[0])
+			if err != nil {
+				return err
+			}
 			if verify {
 				if err := clusterimage.Verify(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-			}
-			img, err := clusterimage.Open(args[0])
-			if err != nil {
-				return err
 			}
 			return output.Print(g.stdout, format, img.Meta, func(w io.Writer) error {
 				return printInspect(w, img.Meta, verify)

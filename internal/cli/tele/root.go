@@ -36,12 +36,12 @@ func Main() int {
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "tele: interrupted; nothing was written")
-			return 130
+			return output.ExitInterrupted
 		}
 		fmt.Fprintln(os.Stderr, "tele: error:", err)
-		return 1
+		return output.ExitCode(err)
 	}
-	return 0
+	return output.ExitOK
 }
 
 // NewCommand builds the tele command tree writing to the given streams.
