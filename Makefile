@@ -64,41 +64,36 @@ $(EXAMPLE_IMAGES)/.done: hack/exampleimages/main.go | deps
 	$(GO) run ./hack/exampleimages -out $(EXAMPLE_IMAGES)
 	@touch $@
 
-# Host packages the build needs: Debian's static busybox (the hook-tools and
-# example images) and what runc links libseccomp statically with.
+# Host packages the build, the demo and the tests need: the one list is
+# hack/host-packages (each with why).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_DEPS := busybox-static gcc pkg-config libseccomp-dev
+DEB_DEPS := $(shell sed 's/\#.*//' hack/host-packages)
 deps:
 	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; }
+	[ -z "$$missing" ] || { echo "deps: installing" $$missing; $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
 # The main job: build the walkthrough's cluster image (examples/gravity101/v1)
-# and install it on a fresh test host (a network namespace with its own
-# /usr, /etc, /var, /run: hack/testhost), as its user would: tar -xf, then
-# ./gravity install. The host stays up for a look; `make demo-down` removes it.
-DEMO_HOST := go run ./hack/testhost run --prefix gdemo h1 --
-DEMO_DIR  := $(CURDIR)/$(BUILD)/demo/cluster-image
-demo: all example-images
-	@mkdir -p $(BUILD)/demo
-	cd $(BUILD)/demo && ../tele --state-dir $(STATE_DIR) build ../../examples/gravity101/v1/app.yaml --overwrite
-	$(TELE) inspect $(BUILD)/demo/cluster-image-0.0.1.tar
-	-@$(MAKE) --no-print-directory demo-down >/dev/null 2>&1
-	go run ./hack/testhost up --prefix gdemo --hosts 1 --subnet 10.237.0.0/24
-	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	$(DEMO_HOST) tar -xf $(CURDIR)/$(BUILD)/demo/cluster-image-0.0.1.tar -C $(DEMO_DIR)
-	$(DEMO_HOST) $(DEMO_DIR)/gravity install --cloud-provider=generic
-	$(DEMO_HOST) kubectl get pods -A -o wide
-	$(DEMO_HOST) helm ls
-	$(DEMO_HOST) gravity status
-	@echo "The test host is up: run commands in it with '$(DEMO_HOST) CMD', remove it with 'make demo-down'."
+# and install it on a fresh test host as its user would: copied onto the
+# node, tar -xf, ./gravity install (hack/demo.sh). The host stays up for a
+# look; `make demo-down` removes it and all it made.
+DEMO_PREFIX ?= gdemo
+DEMO_SUBNET ?= 10.237.0.0/24
+DEMO := BUILD=$(BUILD) STATE_DIR=$(STATE_DIR) DEMO_PREFIX=$(DEMO_PREFIX) DEMO_SUBNET=$(DEMO_SUBNET) hack/demo.sh
+demo: deps all example-images $(BUILD)/testhost
+	@$(DEMO) up
 
-# leave --force first: it removes the cgroups kubelet made on the shared kernel.
-demo-down:
-	-$(DEMO_HOST) gravity leave --force
-	go run ./hack/testhost down --prefix gdemo
+demo-down: $(BUILD)/testhost
+	@$(DEMO) down
+
+# The test-host tool the demo drives (hack/testhost).
+$(BUILD)/testhost: FORCE
+	@mkdir -p $(BUILD)
+	$(GO) build -o $@.new ./hack/testhost
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # GRAVITY_E2E=1 (set by .ci/run) adds the end-to-end tests.
-test:
+test: deps
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
 	$(GO) test ./...
@@ -110,10 +105,10 @@ BENCH_IMAGE_MB ?= 1024
 # End-to-end tests on test hosts with the real runtime and the base image
 # (root; the runtime takes about 30 min cold, a minute with Go's cache
 # warm). `make test` runs them too when GRAVITY_E2E=1, as .ci/run does.
-test-e2e: all example-images
-	$(GO) test -tags e2e -count=1 -v -timeout 20m ./test/e2e
+test-e2e: deps all example-images $(BUILD)/testhost
+	$(GO) test -tags e2e -count=1 -v -timeout 30m ./test/e2e
 
-bench: all example-images
+bench: deps all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
 	$(GO) test -run='^$$' -bench=BenchmarkWrite -benchtime=3x ./internal/clusterimage

@@ -5,6 +5,7 @@
 //
 //	testhost up --prefix p --hosts 2 [--subnet 10.231.0.0/24] [--default-route]
 //	testhost run --prefix p HOST -- cmd args...
+//	testhost cp --prefix p FILE HOST:PATH   (into the host's own filesystem, as scp would)
 //	testhost down --prefix p
 package main
 
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"github.com/opengravity/gravity/internal/testhost"
 )
@@ -34,7 +36,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = "usage: testhost up|run|down --prefix P [flags] (see -h of each)"
+const usage = "usage: testhost up|run|cp|down --prefix P [flags] (see -h of each)"
 
 func dispatch(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
@@ -68,6 +70,19 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 			return 2, errors.New("run: no command")
 		}
 		return runIn(ctx, *prefix, fs.Arg(0), argv)
+	case "cp":
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2, err
+		}
+		name, dst, ok := strings.Cut(fs.Arg(1), ":")
+		if fs.NArg() != 2 || !ok || name == "" || !strings.HasPrefix(dst, "/") {
+			return 2, errors.New("usage: testhost cp --prefix P FILE HOST:/ABSOLUTE/PATH")
+		}
+		h, err := testhost.LookupHost(ctx, *prefix, name)
+		if err != nil {
+			return 1, err
+		}
+		return 0, h.CopyIn(fs.Arg(0), dst)
 	case "down":
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, err

@@ -210,3 +210,49 @@ func linkExists(name string) bool {
 	_, err := net.InterfaceByName(name)
 	return err == nil
 }
+
+// Leftovers lists what of prefix's hosts is still on the machine: network
+// namespaces, links, iptables rules, mounts and init processes. Empty once
+// Cleanup (or Network.Close) has run.
+func Leftovers(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	ns, err := run(ctx, "ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	links, err := run(ctx, "ip", "-o", "link", "show")
+	if err != nil {
+		return nil, err
+	}
+	rules := ""
+	if haveIPTables() {
+		if rules, err = run(ctx, "iptables-save"); err != nil {
+			return nil, err
+		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range []struct{ what, text, needle string }{
+		{"netns", ns, prefix + "-"},
+		{"link", links, " " + prefix + "-"},
+		{"rule", rules, "--comment " + prefix + " "},
+		{"mount", string(mounts), prefix + "-"},
+		{"mount", string(mounts), "/" + prefix + "/"},
+	} {
+		for _, line := range strings.Split(src.text, "\n") {
+			if strings.Contains(line, src.needle) {
+				out = append(out, src.what+": "+line)
+			}
+		}
+	}
+	pids, err := initPIDs(prefix)
+	if err != nil {
+		return nil, err
+	}
+	for ns, pid := range pids {
+		out = append(out, fmt.Sprintf("process: init %d of %s", pid, ns))
+	}
+	return out, nil
+}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/opengravity/gravity/internal/atomicfile"
 )
 
 // Host is one test host: a PID 1 of its own in its own namespaces.
@@ -288,6 +292,58 @@ func (h *Host) PID() int {
 // /var/log. Valid while the host runs.
 func (h *Host) Path(p string) string {
 	return filepath.Join("/proc", strconv.Itoa(h.PID()), "root", p)
+}
+
+// CopyIn copies src, a file or a directory tree of the real machine, to
+// dst in the host's own filesystem, as scp -r would onto a node: the host
+// then reads its own copy, not the real machine's path (its /tmp, for one,
+// is private). dst's parent must exist in the host; each file appears
+// whole or not at all. Modes are kept; symbolic links are copied as links.
+func (h *Host) CopyIn(src, dst string) error {
+	root := h.Path(dst)
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(root, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm())
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			return copyFile(path, target, info.Mode().Perm())
+		}
+		return fmt.Errorf("%s is not a file, directory or link", path)
+	})
+	if err != nil {
+		return fmt.Errorf("copy %s into %s:%s: %w", src, h.Name, dst, err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return atomicfile.Write(dst, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
 }
 
 // Reboot kills every process of the host and starts a fresh init: disks

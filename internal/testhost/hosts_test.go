@@ -131,6 +131,7 @@ func TestHosts(t *testing.T) {
 	})
 	t.Run("copy-on-write /usr and /etc", func(t *testing.T) { testCOW(t, a, b) })
 	t.Run("private /run /tmp and real /var", func(t *testing.T) { testPrivateDirs(t, a, b) })
+	t.Run("copy in", func(t *testing.T) { testCopyIn(t, a) })
 	t.Run("no DNS upstream", func(t *testing.T) {
 		if got := mustRun(t, a, "grep -c nameserver /etc/resolv.conf || true"); got != "0" {
 			t.Errorf("resolv.conf names %s upstreams", got)
@@ -181,6 +182,43 @@ func testCOW(t *testing.T, a, b *Host) {
 	}
 	if strings.HasSuffix(string(real), "x\n") {
 		t.Error("/etc/os-release changed on the real machine")
+	}
+}
+
+// testCopyIn: a file under the real machine's /tmp, invisible in the host,
+// copied into the host's own /root as scp would.
+func testCopyIn(t *testing.T, a *Host) {
+	src := filepath.Join(t.TempDir(), "cluster-image.tar")
+	if err := os.WriteFile(src, []byte("image bytes\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRun(t, a, "test -e "+src+" && echo seen || echo absent"); got != "absent" {
+		t.Fatalf("%s is visible in the host: the test proves nothing", src)
+	}
+	if err := a.CopyIn(src, "/root/copied.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRun(t, a, "cat /root/copied.tar; stat -c %a /root/copied.tar"); got != "image bytes\n640" {
+		t.Errorf("in the host: %q", got)
+	}
+	if _, err := os.Stat("/root/copied.tar"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the copy landed on the real machine: %v", err)
+	}
+	if err := a.CopyIn(src, "/no/such/dir/x"); err == nil {
+		t.Error("copy into a missing directory succeeded")
+	}
+	tree := filepath.Join(t.TempDir(), "charts")
+	if err := os.MkdirAll(filepath.Join(tree, "alpine", "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "alpine", "templates", "pod.yaml"), []byte("kind: Pod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CopyIn(tree, "/root/charts"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRun(t, a, "cat /root/charts/alpine/templates/pod.yaml"); got != "kind: Pod" {
+		t.Errorf("copied tree: %q", got)
 	}
 }
 
@@ -323,42 +361,9 @@ func testReboot(t *testing.T, h *Host) {
 // leftovers lists every object of prefix still on the machine.
 func leftovers(t *testing.T, prefix string) []string {
 	t.Helper()
-	var out []string
-	ns, err := exec.Command("ip", "netns", "list").Output()
+	out, err := Leftovers(t.Context(), prefix)
 	if err != nil {
 		t.Fatal(err)
-	}
-	links, err := exec.Command("ip", "-o", "link", "show").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules, err := exec.Command("iptables-save").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, src := range []struct{ what, text, needle string }{
-		{"netns", string(ns), prefix + "-"},
-		{"link", string(links), " " + prefix + "-"},
-		{"rule", string(rules), "--comment " + prefix + " "},
-		{"mount", string(mounts), prefix + "-"},
-		{"mount", string(mounts), "/" + prefix + "/"},
-	} {
-		for _, line := range strings.Split(src.text, "\n") {
-			if strings.Contains(line, src.needle) {
-				out = append(out, src.what+": "+line)
-			}
-		}
-	}
-	pids, err := initPIDs(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ns, pid := range pids {
-		out = append(out, fmt.Sprintf("process: init %d of %s", pid, ns))
 	}
 	return out
 }
