@@ -93,6 +93,15 @@ func (s appStep) Execute(ctx context.Context) error {
 // nothing can remove what the app made: the runtime's rollback, which
 // removes the cluster's data, does.
 func (s appStep) Rollback(ctx context.Context) error {
+	// A hook interrupted mid-run keeps its account until it ends; rolled
+	// back instead of resumed, it never will.
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	if err := hook.RevokeAll(ctx, c.Kube, s.cfg.OperationID); err != nil {
+		return err
+	}
 	if s.app == dnsApp {
 		return s.runDNSHook(ctx, "uninstall", []string{"kubectl", "delete", "--ignore-not-found", "-f", hook.ResourcesDir + "/coredns.yaml"})
 	}
@@ -181,7 +190,7 @@ func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, r
 		return err
 	}
 	spec := hook.Spec{
-		Job: job, Hook: hookName, App: app, Namespace: "default", ServiceAccount: hookServiceAccount,
+		Job: job, Hook: hookName, App: app, Namespace: "default",
 		Name:           hookJobName(app, hookName),
 		ResourcesImage: resources, ResourcesSubPath: resourcesSubPath,
 		ToolsImage:  baseimage.ImageHookTools + ":" + s.cfg.BaseVersion,
@@ -211,7 +220,7 @@ func ensureNamespace(ctx context.Context, c cluster.Clients, ns string) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return ensureHookAccount(ctx, c.Kube, ns)
+	return nil
 }
 
 // dnsApp installs CoreDNS from the base image's image with its own

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -175,26 +174,15 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// Hook service account: cluster-admin by default, since an arbitrary
-// chart may create anything; a manifest's service account narrows it.
-const (
-	hookServiceAccount = "gravity-hook"
-	hookBinding        = "gravity-hook-cluster-admin"
-)
-
-// rbacStep creates the hooks' service account, gravity's resource
-// definitions and the cluster record, and moves the plan into the cluster.
+// rbacStep labels the nodes, creates gravity's resource definitions and
+// the cluster record, and moves the plan into the cluster. Hooks get no
+// standing account here: each run gets its own (internal/install/hook).
 type rbacStep struct{ step }
 
 func (s rbacStep) Execute(ctx context.Context) error {
 	c, err := s.clients()
 	if err != nil {
 		return err
-	}
-	for _, ns := range []string{cluster.Namespace, "default"} {
-		if err := ensureHookAccount(ctx, c.Kube, ns); err != nil {
-			return err
-		}
 	}
 	if err := s.labelNodes(ctx, c); err != nil {
 		return err
@@ -232,34 +220,12 @@ func (s step) info(state string) cluster.Info {
 		Provider: s.cfg.CloudProvider, Created: s.cfg.Created}
 }
 
-func ensureHookAccount(ctx context.Context, kc *kube.Client, ns string) error {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: hookServiceAccount, Namespace: ns}}
-	if _, err := kc.ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("hook service account: %w", err)
-	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: hookBinding + "-" + ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: hookServiceAccount, Namespace: ns}},
-	}
-	if _, err := kc.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("hook role binding: %w", err)
-	}
-	return nil
-}
-
 func (s rbacStep) Rollback(ctx context.Context) error {
 	c, err := s.clients()
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, ns := range []string{cluster.Namespace, "default"} {
-		errs = append(errs, ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, hookBinding+"-"+ns, metav1.DeleteOptions{})),
-			ignoreNotFound(c.Kube.ServiceAccounts(ns).Delete(ctx, hookServiceAccount, metav1.DeleteOptions{})))
-	}
-	errs = append(errs, cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c))
-	return errors.Join(errs...)
+	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c))
 }
 
 func ignoreNotFound(err error) error {

@@ -134,8 +134,8 @@ func (ih *installHost) unpack(name, tarball string) string {
 
 // put copies src from the real machine to dst in the host.
 func (ih *installHost) put(src, dst string) {
-	if out, err := exec.Command("cp", "-a", src, ih.h.Path(dst)).CombinedOutput(); err != nil {
-		ih.t.Fatalf("copying %s into the host: %v\n%s", src, err, out)
+	if err := ih.h.CopyIn(src, dst); err != nil {
+		ih.t.Fatal(err)
 	}
 }
 
@@ -348,6 +348,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 		t.Errorf("helm ls:\n%s", ls)
 	}
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
+	checkNoHookRights(t, ih)
 
 	// Install copied what it needs: the unpacked image can go.
 	ih.mustRun("rm", "-rf", image)
@@ -379,6 +380,34 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 		t.Errorf("helm history:\n%s", hist)
 	}
 	ih.mustFail(`a release named "example" already exists`, "helm", "install", "/root/alpine-v1", "--name", "example", "--namespace", "kube-system")
+}
+
+// checkNoHookRights: the hooks ran (the app is installed) and nothing of
+// their rights is left: no hook account or binding, and no service account
+// in default or kube-system, where hooks ran, may do everything.
+func checkNoHookRights(t *testing.T, ih *installHost) {
+	for _, kind := range []string{"serviceaccounts", "clusterrolebindings"} {
+		if out := ih.mustRun("kubectl", "get", kind, "-A", "-l", "gravitational.io/hook-account", "-o", "name"); out != "" {
+			t.Errorf("hook %s left after install:\n%s", kind, out)
+		}
+	}
+	for _, ns := range []string{"default", "kube-system"} {
+		sas := strings.Fields(ih.mustRun("kubectl", "get", "serviceaccounts", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"))
+		if len(sas) == 0 {
+			t.Errorf("no service accounts in %s: the check proves nothing", ns)
+		}
+		for _, sa := range sas {
+			// A pod in default runs as one of these; none may do all.
+			out, _ := ih.run("kubectl", "auth", "can-i", "*", "*", "--as=system:serviceaccount:"+ns+":"+sa)
+			if strings.TrimSpace(out) != "no" {
+				t.Errorf("service account %s/%s can do everything: %q", ns, sa, out)
+			}
+		}
+	}
+	// can-i answers yes for an admin: the check can fail.
+	if out := ih.mustRun("kubectl", "auth", "can-i", "*", "*"); strings.TrimSpace(out) != "yes" {
+		t.Errorf("the admin's can-i = %q", out)
+	}
 }
 
 func (ih *installHost) waitPod(name string) {

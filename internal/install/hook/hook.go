@@ -47,7 +47,6 @@ type Spec struct {
 	App            string       // the application the hook belongs to
 	Name           string       // unique Job name for this run
 	Namespace      string       // used when the Job names none
-	ServiceAccount string
 	ResourcesImage string // the app's resources, mounted at ResourcesDir
 	// ResourcesSubPath is the image's directory mounted there.
 	ResourcesSubPath string
@@ -94,11 +93,7 @@ func (s Spec) JobObject() (*batchv1.Job, error) {
 	// Selectors and pod labels are generated per Job by the API server.
 	j.Spec.Selector, j.Spec.ManualSelector = nil, nil
 	j.Spec.Template.Labels = s.labels()
-	pod := &j.Spec.Template.Spec
-	if s.ServiceAccount != "" && pod.ServiceAccountName == "" {
-		pod.ServiceAccountName = s.ServiceAccount
-	}
-	s.addVolumes(pod)
+	s.addVolumes(&j.Spec.Template.Spec)
 	return j, nil
 }
 
@@ -148,7 +143,11 @@ const logDrain = 5 * time.Second
 
 // Run creates the hook's Job, streams its pods' logs to logs and waits
 // for it to complete. A failed Job's error carries the reason; the logs
-// were already streamed.
+// were already streamed. Unless the Job names a service account of its
+// own, it runs as an account made for this run, bound to ClusterRole until
+// the Job ends, succeeded or failed. Cancelling ctx leaves a running Job
+// and its account: a resumed run adopts the Job and revokes the account
+// once it ends; RevokeAll does it for a rolled back operation.
 func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 	f := newFollowers(ctx, cs, logs)
 	defer f.stop(logDrain)
@@ -164,11 +163,11 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 		return err
 	}
 	if created == nil {
-		created, err = cs.Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
+		if created, err = create(ctx, cs, s, j); err != nil {
+			return err
 		}
 	}
+	a, owned := accountOf(created)
 	for {
 		job, err := cs.Jobs(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
 		if err != nil {
@@ -184,6 +183,9 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 					err = fmt.Errorf("%w; its logs ended with:\n%s", err, tail)
 				}
 			}
+			if owned {
+				err = errors.Join(err, revoke(ctx, cs, a))
+			}
 			return err
 		}
 		select {
@@ -194,20 +196,48 @@ func Run(ctx context.Context, cs *kube.Client, s Spec, logs io.Writer) error {
 	}
 }
 
+// create makes the run's Job, with an account of its own unless the Job
+// names one.
+func create(ctx context.Context, cs *kube.Client, s Spec, j *batchv1.Job) (*batchv1.Job, error) {
+	var a account
+	owned := j.Spec.Template.Spec.ServiceAccountName == ""
+	if owned {
+		var err error
+		if a, err = grant(ctx, cs, s, j.Namespace); err != nil {
+			return nil, err
+		}
+		j.Spec.Template.Spec.ServiceAccountName = a.name
+		if j.Annotations == nil {
+			j.Annotations = map[string]string{}
+		}
+		j.Annotations[AnnotationAccount] = a.name
+	}
+	created, err := cs.Jobs(j.Namespace).Create(ctx, j, metav1.CreateOptions{})
+	if err != nil {
+		err = fmt.Errorf("creating hook job %s/%s: %w", j.Namespace, j.Name, err)
+		if owned {
+			err = errors.Join(err, revoke(ctx, cs, a))
+		}
+		return nil, err
+	}
+	return created, nil
+}
+
 // checkServiceAccount refuses a Job that names a service account of its
-// own (to run with less than the hook account's rights) which does not
+// own (to run with less than a run account's rights) which does not
 // exist: its pods could never be created, and the hook would only fail
 // at its deadline, minutes later.
 func checkServiceAccount(ctx context.Context, cs *kube.Client, s Spec, j *batchv1.Job) error {
 	name := j.Spec.Template.Spec.ServiceAccountName
-	if name == "" || name == s.ServiceAccount {
+	if name == "" {
 		return nil
 	}
 	_, err := cs.ServiceAccounts(j.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("hook %s runs as service account %s, which namespace %s does not have: "+
-			"create it (with its role) before this hook runs, or leave serviceAccountName out to run as %s",
-			s.Hook, name, j.Namespace, s.ServiceAccount)
+			"create it (with its role) before this hook runs, or leave serviceAccountName out to run as an account "+
+			"of the hook's own, bound to %s while it runs",
+			s.Hook, name, j.Namespace, ClusterRole)
 	}
 	if err != nil {
 		return fmt.Errorf("hook %s: service account %s: %w", s.Hook, name, err)

@@ -33,7 +33,7 @@ func seedJob() *batchv1.Job {
 
 func spec() Spec {
 	return Spec{Job: seedJob(), Hook: "install", App: "cluster-image", Name: "cluster-image-install-abc", Namespace: "kube-system",
-		ServiceAccount: "gravity-hook", ResourcesImage: "registry.local:5000/gravitational/cluster-image-resources:0.0.1",
+		ResourcesImage: "registry.local:5000/gravitational/cluster-image-resources:0.0.1",
 		ResourcesSubPath: "resources", ToolsImage: "registry.local:5000/gravitational/hook-tools:0.1.0",
 		Env: map[string]string{"GRAVITY_APP_NAME": "cluster-image"}, OperationID: "op1"}
 }
@@ -52,8 +52,8 @@ func TestJobObject(t *testing.T) {
 				t.Errorf("backoff %d deadline %d", *j.Spec.BackoffLimit, *j.Spec.ActiveDeadlineSeconds)
 			}
 			pod := j.Spec.Template.Spec
-			if pod.ServiceAccountName != "gravity-hook" {
-				t.Errorf("service account %q", pod.ServiceAccountName)
+			if pod.ServiceAccountName != "" {
+				t.Errorf("service account %q: Run makes one per run", pod.ServiceAccountName)
 			}
 			mounts := map[string]corev1.VolumeMount{}
 			for _, m := range pod.Containers[0].VolumeMounts {
@@ -297,8 +297,7 @@ func TestCheckServiceAccount(t *testing.T) {
 		exists  bool
 		wantErr string
 	}{
-		{name: "none named: the hook account", account: ""},
-		{name: "the hook account by name", account: "gravity-hook"},
+		{name: "none named: an account of the run's own", account: ""},
 		{name: "its own, present", account: "app-installer", exists: true},
 		{name: "its own, missing", account: "app-installer", wantErr: "runs as service account app-installer, which namespace default does not have"},
 	}
