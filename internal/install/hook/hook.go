@@ -47,7 +47,7 @@ type Spec struct {
 	App            string       // the application the hook belongs to
 	Name           string       // unique Job name for this run
 	Namespace      string       // used when the Job names none
-	ResourcesImage string // the app's resources, mounted at ResourcesDir
+	ResourcesImage string       // the app's resources, mounted at ResourcesDir
 	// ResourcesSubPath is the image's directory mounted there.
 	ResourcesSubPath string
 	ToolsImage       string // hook-tools, its bin/ mounted at ToolsDir

@@ -33,7 +33,7 @@ func seedJob() *batchv1.Job {
 
 func spec() Spec {
 	return Spec{Job: seedJob(), Hook: "install", App: "cluster-image", Name: "cluster-image-install-abc", Namespace: "kube-system",
-		ResourcesImage: "registry.local:5000/gravitational/cluster-image-resources:0.0.1",
+		ResourcesImage:   "registry.local:5000/gravitational/cluster-image-resources:0.0.1",
 		ResourcesSubPath: "resources", ToolsImage: "registry.local:5000/gravitational/hook-tools:0.1.0",
 		Env: map[string]string{"GRAVITY_APP_NAME": "cluster-image"}, OperationID: "op1"}
 }
