@@ -29,7 +29,7 @@ import (
 const (
 	Group   = "gravity.opengravity.io"
 	Version = "v1"
-	// Namespace holds the token Secret and the hooks' service account.
+	// Namespace holds the token Secret.
 	Namespace  = "kube-system"
 	tokenName  = "gravity-join-token"
 	recordName = "cluster"

@@ -32,6 +32,9 @@ type CASet struct {
 	FrontProxy *CA
 	// ServiceAccount signs and verifies service account tokens (ES256).
 	ServiceAccount crypto.Signer
+	// EncryptionConfig is kube-apiserver's EncryptionConfiguration with
+	// the keys Secrets are encrypted with at rest (EncryptionConfigName).
+	EncryptionConfig []byte
 }
 
 // NewCASet creates fresh CAs for the cluster named clusterName (it goes
@@ -60,6 +63,9 @@ func NewCASet(clusterName string, validity time.Duration, now time.Time) (*CASet
 		return nil, fmt.Errorf("service account key: %w", err)
 	}
 	cs.ServiceAccount = key
+	if cs.EncryptionConfig, err = NewEncryptionConfig(); err != nil {
+		return nil, err
+	}
 	return cs, nil
 }
 
@@ -73,7 +79,7 @@ func caFiles() []string {
 	for _, n := range []string{ClusterCAName, EtcdCAName, FrontProxyCAName} {
 		out = append(out, n+CertExt, n+KeyExt)
 	}
-	return append(out, ServiceAccountKeyName+KeyExt, ServiceAccountKeyName+PublicKeyExt)
+	return append(out, ServiceAccountKeyName+KeyExt, ServiceAccountKeyName+PublicKeyExt, EncryptionConfigName)
 }
 
 // Save writes the set under dir. It refuses when any CA file already exists
@@ -82,6 +88,9 @@ func caFiles() []string {
 func (cs *CASet) Save(dir string, overwrite bool) error {
 	if cs.Cluster == nil || cs.Etcd == nil || cs.FrontProxy == nil || cs.ServiceAccount == nil {
 		return errors.New("save CA set: incomplete set")
+	}
+	if err := CheckEncryptionConfig(cs.EncryptionConfig); err != nil {
+		return fmt.Errorf("save CA set: %w", err)
 	}
 	if !overwrite {
 		if err := refuseExisting(dir); err != nil {
@@ -96,7 +105,13 @@ func (cs *CASet) Save(dir string, overwrite bool) error {
 			return fmt.Errorf("save CA set: %w", err)
 		}
 	}
-	return cs.saveServiceAccount(dir, overwrite)
+	if err := cs.saveServiceAccount(dir, overwrite); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, EncryptionConfigName), cs.EncryptionConfig, KeyMode, overwrite); err != nil {
+		return fmt.Errorf("save CA set: %w", err)
+	}
+	return nil
 }
 
 func refuseExisting(dir string) error {
@@ -152,6 +167,14 @@ func LoadCASet(dir string) (*CASet, error) {
 		return nil, err
 	}
 	cs.ServiceAccount = key
+	enc, err := os.ReadFile(filepath.Join(dir, EncryptionConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("load CA set: %w", err)
+	}
+	if err := CheckEncryptionConfig(enc); err != nil {
+		return nil, fmt.Errorf("load CA set: %w", err)
+	}
+	cs.EncryptionConfig = enc
 	return cs, nil
 }
 

@@ -349,6 +349,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	}
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
 	checkNoHookRights(t, ih)
+	checkSecretsEncrypted(t, ih)
 
 	// Install copied what it needs: the unpacked image can go.
 	ih.mustRun("rm", "-rf", image)
@@ -408,6 +409,41 @@ func checkNoHookRights(t *testing.T, ih *installHost) {
 	if out := ih.mustRun("kubectl", "auth", "can-i", "*", "*"); strings.TrimSpace(out) != "yes" {
 		t.Errorf("the admin's can-i = %q", out)
 	}
+}
+
+// checkSecretsEncrypted reads Secrets straight from etcd: a new one and
+// the join token are stored encrypted with the cluster's key, and the
+// audit log records the Secret's creation without its data.
+func checkSecretsEncrypted(t *testing.T, ih *installHost) {
+	const marker = "gravity-e2e-plaintext-marker"
+	ih.mustRun("kubectl", "create", "secret", "generic", "e2e-probe", "--from-literal=k="+marker)
+	pki := config.DefaultStateDir + "/secrets/"
+	etcdctl := func(key string) string {
+		return ih.mustRun(config.DefaultBinDir+"/etcdctl", "--endpoints=https://127.0.0.1:2379",
+			"--cacert="+pki+"etcd/ca.crt", "--cert="+pki+"apiserver-etcd-client.crt", "--key="+pki+"apiserver-etcd-client.key",
+			"get", "--print-value-only", key)
+	}
+	for _, key := range []string{"/registry/secrets/default/e2e-probe", "/registry/secrets/kube-system/gravity-join-token"} {
+		v := etcdctl(key)
+		if !strings.HasPrefix(v, "k8s:enc:secretbox:v1:key1:") || strings.Contains(v, marker) {
+			t.Errorf("etcd holds %s as %.60q, want it encrypted with secretbox key1", key, v)
+		}
+	}
+	if v := etcdctl("/registry/namespaces/default"); strings.HasPrefix(v, "k8s:enc:") {
+		t.Errorf("a namespace is encrypted too: the check cannot tell")
+	}
+	const audit = config.DefaultLogDir + "/kube-apiserver-audit.log"
+	if mode := ih.mustRun("stat", "-c", "%a", audit); mode != "600\n" {
+		t.Errorf("audit log mode %q", mode)
+	}
+	log := ih.mustRun("cat", audit)
+	if !strings.Contains(log, `"resource":"secrets","namespace":"default","name":"e2e-probe"`) || strings.Contains(log, marker) {
+		t.Errorf("the audit log has no event for the Secret's creation, or has its data")
+	}
+	if !strings.Contains(log, `"level":"RequestResponse"`) || !strings.Contains(log, `"apiGroup":"rbac.authorization.k8s.io"`) {
+		t.Errorf("the audit log has no RBAC change with its body (the hooks' bindings)")
+	}
+	ih.mustRun("kubectl", "delete", "secret", "e2e-probe")
 }
 
 func (ih *installHost) waitPod(name string) {

@@ -18,7 +18,9 @@ var (
 	domainRe = regexp.MustCompile(`\b((?:[a-z0-9-]+\.)+(?:io|com|net|org|dev|cloud|sh|co|us|de|cn))\b`)
 	// apiGroupRe matches Kubernetes API versions and containerd's reverse
 	// DNS plugin IDs, which look like domains but are never resolved.
-	apiGroupRe = regexp.MustCompile(`\b[a-z0-9.-]+\.(?:k8s\.io|x-k8s\.io)/v[0-9a-z]+\b|\bio\.containerd\.[a-z0-9.-]+`)
+	// API versions (group/version), API groups named as such (an audit
+	// policy's "group:") and containerd's plugin ids look like host names.
+	apiGroupRe = regexp.MustCompile(`\b[a-z0-9.-]+\.(?:k8s\.io|x-k8s\.io)/v[0-9a-z]+\b|\bgroup: [a-z0-9.-]+\.k8s\.io\b|\bio\.containerd\.[a-z0-9.-]+`)
 )
 
 // airGapCheck lists every address or host name in text that is not one of
@@ -82,6 +84,7 @@ func TestAirGapChecker(t *testing.T) {
 		`sandbox = "quay.io:443/x/pause"`,
 		`"dst": "0.0.0.0/8"`,
 		`server: https://10.0.0.1:6443`,
+		"- group: rbac.authorization.example.com",
 	} {
 		if bad := airGapCheck(n, text); len(bad) == 0 {
 			t.Errorf("checker missed the outside address in %q", text)
@@ -94,6 +97,7 @@ func TestAirGapChecker(t *testing.T) {
 		"https://kubernetes.default.svc.cluster.local",
 		`sandbox = "registry.local:5000/gravitational/pause:0.1.0"`,
 		"nameserver 10.100.0.10",
+		"- group: rbac.authorization.k8s.io",
 		`[host."https://192.0.2.11:5000"]`,
 	} {
 		if bad := airGapCheck(n, text); len(bad) != 0 {

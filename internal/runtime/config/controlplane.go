@@ -81,7 +81,51 @@ func APIServerArgs(n Node) ([]string, error) {
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--encryption-provider-config=" + p.EncryptionConfig,
+		"--audit-policy-file=" + p.AuditPolicy,
+		"--audit-log-path=" + p.AuditLog,
+		fmt.Sprintf("--audit-log-maxsize=%d", AuditLogMaxSizeMB),
+		fmt.Sprintf("--audit-log-maxbackup=%d", AuditLogMaxBackups),
+		fmt.Sprintf("--audit-log-maxage=%d", AuditLogMaxAgeDays),
 	}, nil
+}
+
+// The audit log's rotation: at most about a gigabyte of history on a
+// master, a month at the longest. kube-apiserver creates each file 0600.
+const (
+	AuditLogMaxSizeMB  = 100
+	AuditLogMaxBackups = 10
+	AuditLogMaxAgeDays = 30
+)
+
+// AuditPolicy is kube-apiserver's audit policy: who did what, to which
+// object, for every request, and what they sent for changes to RBAC (who
+// may do what). Secrets, config maps and token requests are logged
+// without their bodies, which carry secrets. Health probes, which a load
+// balancer or the node's own probes send every second, and the
+// RequestReceived stage, which only repeats the start of each request,
+// are left out.
+func AuditPolicy(n Node) ([]byte, error) {
+	if _, err := master(n, "audit policy"); err != nil {
+		return nil, err
+	}
+	type gr = map[string]any
+	policy := map[string]any{
+		"apiVersion": "audit.k8s.io/v1",
+		"kind":       "Policy",
+		"omitStages": []string{"RequestReceived"},
+		"rules": []any{
+			gr{"level": "None", "nonResourceURLs": []string{"/healthz*", "/livez*", "/readyz*"}},
+			gr{"level": "Metadata", "resources": []any{
+				gr{"group": "", "resources": []string{"secrets", "configmaps", "serviceaccounts/token"}},
+				gr{"group": "authentication.k8s.io", "resources": []string{"tokenreviews"}},
+			}},
+			gr{"level": "RequestResponse", "verbs": []string{"create", "update", "patch", "delete", "deletecollection"},
+				"resources": []any{gr{"group": "rbac.authorization.k8s.io"}}},
+			gr{"level": "Metadata"},
+		},
+	}
+	return marshalYAML("audit policy", policy)
 }
 
 // ControllerManagerArgs are kube-controller-manager's flags on master n.

@@ -76,6 +76,7 @@ var generators = []generator{
 	{func(p Paths) string { return p.ResolvConf }, ResolvConf, false},
 	{func(p Paths) string { return p.KubeProxyConfig }, KubeProxyConfig, false},
 	{func(p Paths) string { return p.AdmissionConfig }, AdmissionConfig, true},
+	{func(p Paths) string { return p.AuditPolicy }, AuditPolicy, true},
 	{func(p Paths) string { return p.RegistryConfig }, RegistryConfig, true},
 	{func(p Paths) string { return p.Corefile }, Corefile, true},
 }

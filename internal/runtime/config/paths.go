@@ -40,6 +40,12 @@ type Paths struct {
 
 	KubeProxyConfig string
 	AdmissionConfig string
+	// EncryptionConfig holds the keys Secrets are encrypted with at rest
+	// (pki.EncryptionConfigName): a secret, so beside the CA keys.
+	EncryptionConfig string
+	AuditPolicy      string
+	// AuditLog is kube-apiserver's audit log, rotated by the server.
+	AuditLog string
 
 	RegistryStorage string
 	RegistryConfig  string
@@ -76,6 +82,9 @@ func (n Node) Paths() Paths {
 		ResolvConf:       filepath.Join(cfg, "resolv.conf"),
 		KubeProxyConfig:  filepath.Join(cfg, "kube-proxy.yaml"),
 		AdmissionConfig:  filepath.Join(cfg, "admission.yaml"),
+		EncryptionConfig: filepath.Join(state, "secrets", pki.EncryptionConfigName),
+		AuditPolicy:      filepath.Join(cfg, "audit-policy.yaml"),
+		AuditLog:         filepath.Join(n.LogDir, "kube-apiserver-audit.log"),
 		RegistryStorage:  filepath.Join(state, "registry"),
 		RegistryConfig:   filepath.Join(cfg, "registry.yaml"),
 		Corefile:         filepath.Join(cfg, "Corefile"),

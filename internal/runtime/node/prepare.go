@@ -94,7 +94,7 @@ func checkSecrets(root string, n config.Node) error {
 	kubeconfigs := []string{config.KubeconfigKubelet, config.KubeconfigKubeProxy}
 	if n.IsMaster() {
 		need = append(need, p.Cert(pki.EtcdCAName), p.Cert(pki.FrontProxyCAName), p.Key(pki.ClusterCAName), p.SAPublicKey(),
-			p.Key(pki.ServiceAccountKeyName))
+			p.Key(pki.ServiceAccountKeyName), p.EncryptionConfig)
 		pairs = append(pairs, pki.EtcdServer, pki.EtcdPeer, pki.APIServerEtcdClient, pki.APIServer,
 			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer)
 		kubeconfigs = append(kubeconfigs, config.KubeconfigAdmin, config.KubeconfigControllerManager, config.KubeconfigScheduler)
