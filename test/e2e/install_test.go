@@ -350,6 +350,13 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
 	checkNoHookRights(t, ih)
 	checkSecretsEncrypted(t, ih)
+	// Components run under their upstream names (the kernel keeps 15
+	// characters of a process name: kube-controller-manager's is cut).
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "registry"} {
+		if out, err := ih.run("ps", "-C", name, "-o", "pid="); err != nil || strings.TrimSpace(out) == "" {
+			t.Errorf("ps -C %s finds nothing: %v\n%s", name, err, ih.mustRun("ps", "-e", "-o", "comm="))
+		}
+	}
 
 	// Install copied what it needs: the unpacked image can go.
 	ih.mustRun("rm", "-rf", image)

@@ -124,7 +124,7 @@ func TestRunWorker(t *testing.T) {
 	freePorts(t, KubeletPort, KubeletHealthzPort, KubeProxyHealthzPort, KubeProxyMetricsPort)
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")
 	n := worker(t)
-	n.BinDir = fakeBinDir(t, "containerd", "kube")
+	n.BinDir = fakeBinDir(t, "containerd", "kubelet", "kube-proxy")
 	cg := t.TempDir()
 	notified, shared := make(chan string, 10), make(chan string, 1)
 	opts := runOptions{
@@ -233,7 +233,7 @@ func TestRunPortInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	n := worker(t)
-	n.BinDir = fakeBinDir(t, "containerd", "kube")
+	n.BinDir = fakeBinDir(t, "containerd", "kubelet", "kube-proxy")
 	opts := runOptions{
 		mountinfo:      func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("")), nil },
 		statusInterval: 20 * time.Millisecond,

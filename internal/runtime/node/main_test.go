@@ -18,14 +18,14 @@ import (
 )
 
 // TestMain lets the test binary stand in for the runtime's binaries: run
-// through a link named containerd or kube (see fakeBinDir), it plays that
+// through a link named containerd, kubelet or kube-proxy (see fakeBinDir), it plays that
 // component; as runtime-daemon it holds a run directory like Run does.
 func TestMain(m *testing.M) {
 	switch filepath.Base(os.Args[0]) {
 	case "containerd":
 		os.Exit(fakeContainerd(os.Args[1:]))
-	case "kube":
-		os.Exit(fakeKube(os.Args[1:]))
+	case "kubelet", "kube-proxy":
+		os.Exit(fakeKube(filepath.Base(os.Args[0])))
 	case "runtime-daemon":
 		os.Exit(fakeDaemon(os.Args[1:]))
 	}
@@ -83,13 +83,9 @@ func fakeContainerd(args []string) int {
 }
 
 // fakeKube answers /healthz where kubelet and kube-proxy do.
-func fakeKube(args []string) int {
+func fakeKube(component string) int {
 	ports := map[string]int{"kubelet": KubeletHealthzPort, "kube-proxy": KubeProxyHealthzPort}
-	if len(args) == 0 || ports[args[0]] == 0 {
-		fmt.Fprintln(os.Stderr, "fake kube: unknown component", args)
-		return 2
-	}
-	ln, err := net.Listen("tcp", hostPort(loopback, ports[args[0]]))
+	ln, err := net.Listen("tcp", hostPort(loopback, ports[component]))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake kube:", err)
 		return 1

@@ -43,8 +43,10 @@ const (
 )
 
 const (
-	// kubeBinary is the multicall binary of the Kubernetes components; it
-	// runs the component named by its first argument.
+	// kubeBinary is the multicall binary of the Kubernetes components. Each
+	// runs through the link named after it (bin/kube-apiserver → kube), so
+	// that its process has the upstream name that ps -C, top, pkill,
+	// monitoring and CIS scanners look for.
 	kubeBinary = "kube"
 	// gravityBinary stands for the running gravity binary, whose hidden
 	// `runtime` subcommands are components too.
@@ -57,8 +59,8 @@ const (
 )
 
 // component is one process of a node; masterOnly ones are left out on
-// workers. kube components run from the multicall binary with their name
-// as its first argument.
+// workers. kube components run from the multicall binary's link named
+// after them.
 type component struct {
 	name       string
 	masterOnly bool
@@ -109,7 +111,7 @@ func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
 		path := p.Bin(c.bin)
 		switch c.bin {
 		case kubeBinary:
-			args = append([]string{c.name}, args...)
+			path = p.Bin(c.name)
 		case gravityBinary:
 			if path, err = os.Executable(); err != nil {
 				return nil, fmt.Errorf("%s: finding the gravity binary: %w", c.name, err)

@@ -41,7 +41,7 @@ func TestProcesses(t *testing.T) {
 		ports     []int
 	}
 	kube := func(n config.Node, name string, gen func(config.Node) ([]string, error), ports ...int) proc {
-		return proc{name, "kube", append([]string{name}, must(gen(n))...), ports}
+		return proc{name, name, must(gen(n)), ports}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -51,7 +51,7 @@ func TestProcesses(t *testing.T) {
 	// the kernel tunables); the rest straight from BinDir.
 	kubelet := func(n config.Node) proc {
 		direct := kube(n, "kubelet", config.KubeletArgs, 10250, 10248)
-		wrap := []string{"runtime", KubeletExecCommand, "--sysctl-dir", filepath.Join(n.RunDir, "sysctl"), "--", n.BinDir + "/kube"}
+		wrap := []string{"runtime", KubeletExecCommand, "--sysctl-dir", filepath.Join(n.RunDir, "sysctl"), "--", n.BinDir + "/kubelet"}
 		return proc{"kubelet", self, append(wrap, direct.args...), direct.ports}
 	}
 	node := func(n config.Node) []proc {
