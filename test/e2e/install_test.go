@@ -350,6 +350,14 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
 	checkNoHookRights(t, ih)
 	checkSecretsEncrypted(t, ih)
+	// Component configs and logs are root's alone; registry storage too.
+	modes := ih.mustRun("sh", "-c", "stat -c '%a %n' /var/lib/gravity/config/* /var/log/gravity/*.log /var/lib/gravity/registry")
+	for _, line := range strings.Split(strings.TrimSpace(modes), "\n") {
+		mode, name, _ := strings.Cut(line, " ")
+		if want := map[bool]string{true: "700", false: "600"}[strings.HasSuffix(name, "/registry")]; mode != want {
+			t.Errorf("%s has mode %s, want %s", name, mode, want)
+		}
+	}
 	// Components run under their upstream names (the kernel keeps 15
 	// characters of a process name: kube-controller-manager's is cut).
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "registry"} {

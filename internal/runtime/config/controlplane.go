@@ -45,7 +45,7 @@ func APIServerArgs(n Node) ([]string, error) {
 	}
 	p := n.Paths()
 	ca := p.Cert(pki.ClusterCAName)
-	return []string{
+	return append([]string{
 		"--advertise-address=" + n.IP.String(),
 		"--bind-address=" + n.IP.String(),
 		fmt.Sprintf("--secure-port=%d", APIServerPort),
@@ -87,7 +87,7 @@ func APIServerArgs(n Node) ([]string, error) {
 		fmt.Sprintf("--audit-log-maxsize=%d", AuditLogMaxSizeMB),
 		fmt.Sprintf("--audit-log-maxbackup=%d", AuditLogMaxBackups),
 		fmt.Sprintf("--audit-log-maxage=%d", AuditLogMaxAgeDays),
-	}, nil
+	}, kubeTLSFlags()...), nil
 }
 
 // The audit log's rotation: at most about a gigabyte of history on a
@@ -139,7 +139,7 @@ func ControllerManagerArgs(n Node) ([]string, error) {
 	p := n.Paths()
 	kc := p.Kubeconfig(KubeconfigControllerManager)
 	ca := p.Cert(pki.ClusterCAName)
-	return []string{
+	return append([]string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
@@ -157,7 +157,7 @@ func ControllerManagerArgs(n Node) ([]string, error) {
 		"--cluster-signing-cert-file=" + ca,
 		"--cluster-signing-key-file=" + p.Key(pki.ClusterCAName),
 		"--profiling=false",
-	}, nil
+	}, kubeTLSFlags()...), nil
 }
 
 // SchedulerArgs are kube-scheduler's flags on master n.
@@ -167,14 +167,14 @@ func SchedulerArgs(n Node) ([]string, error) {
 		return nil, err
 	}
 	kc := n.Paths().Kubeconfig(KubeconfigScheduler)
-	return []string{
+	return append([]string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
 		"--leader-elect=true",
 		"--profiling=false",
-	}, nil
+	}, kubeTLSFlags()...), nil
 }
 
 // AdmissionConfig is the API server's --admission-control-config-file: Pod

@@ -76,5 +76,7 @@ func EtcdArgs(n Node, state ClusterState) ([]string, error) {
 		"--peer-client-cert-auth=true",
 		"--peer-trusted-ca-file=" + etcdCA,
 		"--snapshot-count=10000",
+		"--tls-min-version=" + etcdTLSMinVersion,
+		"--cipher-suites=" + strings.Join(tlsCipherSuites, ","),
 	}, nil
 }

@@ -81,6 +81,10 @@ var generators = []generator{
 	{func(p Paths) string { return p.Corefile }, Corefile, true},
 }
 
+// FileMode is the mode Files are written with: only root, which runs
+// every component, reads them (the CIS benchmark's file checks).
+const FileMode = 0o600
+
 // Files is every non-secret file node n's components read, keyed by its
 // absolute path. Certificates, keys and kubeconfigs are not among them
 // (pki.WriteDir, Kubeconfigs).

@@ -63,7 +63,8 @@ func KubeletConfig(n Node) ([]byte, error) {
 		"healthzPort":        10248,
 		"tlsCertFile":        p.Cert(pki.KubeletServer),
 		"tlsPrivateKeyFile":  p.Key(pki.KubeletServer),
-		"tlsMinVersion":      "VersionTLS12",
+		"tlsMinVersion":      tlsMinVersion,
+		"tlsCipherSuites":    tlsCipherSuites,
 		"rotateCertificates": false,
 		"serverTLSBootstrap": false,
 		"authentication": map[string]any{

@@ -41,7 +41,7 @@ func prepare(root string, n config.Node, mountinfo io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	if err := config.Write(root, files, 0o644); err != nil {
+	if err := config.Write(root, files, config.FileMode); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	if err := makeDirs(root, n); err != nil {
@@ -71,7 +71,7 @@ func makeDirs(root string, n config.Node) error {
 	// kubelet's root must exist before ShareMount can bind it.
 	dirs := []dir{{p.LogDir, 0o755}, {p.RunDir, 0o755}, {p.KubeletRoot, 0o750}}
 	if n.IsMaster() {
-		dirs = append(dirs, dir{p.EtcdData, 0o700}, dir{p.RegistryStorage, 0o755})
+		dirs = append(dirs, dir{p.EtcdData, 0o700}, dir{p.RegistryStorage, 0o700})
 	}
 	for _, d := range dirs {
 		path := filepath.Join(root, d.path)

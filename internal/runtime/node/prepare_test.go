@@ -35,10 +35,14 @@ func TestPrepareMaster(t *testing.T) {
 		if err != nil || string(got) != string(want) {
 			t.Errorf("%s: %v, content matches %v", path, err, string(got) == string(want))
 		}
+		// Literal, not config.FileMode: this is the contract.
+		if info, err := os.Stat(filepath.Join(root, path)); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", path, info.Mode().Perm(), err)
+		}
 	}
 	p := d.Paths()
 	for path, mode := range map[string]os.FileMode{
-		p.EtcdData: 0o700, p.RegistryStorage: 0o755, p.LogDir: 0o755, p.RunDir: 0o755,
+		p.EtcdData: 0o700, p.RegistryStorage: 0o700, p.LogDir: 0o755, p.RunDir: 0o755,
 		"/sys/fs/cgroup/memory" + d.CgroupRoot:  0o755,
 		"/sys/fs/cgroup/systemd" + d.CgroupRoot: 0o755,
 		"/sys/fs/cgroup/unified" + d.CgroupRoot: 0o755,

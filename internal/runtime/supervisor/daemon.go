@@ -26,7 +26,7 @@ func Daemonize(args []string, logFile string) (pid int, err error) {
 	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
 		return 0, fmt.Errorf("daemonize: %w", err)
 	}
-	out, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	out, err := OpenLog(logFile)
 	if err != nil {
 		return 0, fmt.Errorf("daemonize: opening log: %w", err)
 	}

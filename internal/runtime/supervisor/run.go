@@ -98,7 +98,7 @@ func (r *runner) loop() {
 
 // launch starts instance n, with its output appended to the log file.
 func (r *runner) launch(n int) (*instance, error) {
-	f, err := os.OpenFile(r.p.logPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := OpenLog(r.p.logPath())
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening log: %w", r.p.Name, err)
 	}
@@ -194,7 +194,7 @@ func (r *runner) terminate(inst *instance) error {
 
 func (r *runner) exited(inst *instance, next State) {
 	status := exitStatus(inst.err)
-	if f, err := os.OpenFile(r.p.logPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+	if f, err := OpenLog(r.p.logPath()); err == nil {
 		r.logLine(f, "exited: %s (pid %d, up %v)", status, inst.pid, time.Since(inst.started).Round(time.Millisecond))
 		f.Close()
 	} else {

@@ -386,3 +386,21 @@ func startSupervisor(t *testing.T, procs ...Process) *Supervisor {
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
 }
+
+func TestOpenLogMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		f, err := OpenLog(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("log mode %v (%v), want 0600", info.Mode().Perm(), err)
+		}
+		os.Remove(path)
+	}
+}
