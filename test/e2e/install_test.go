@@ -168,7 +168,8 @@ func (ih *installHost) assertClean() {
 	t := ih.t
 	t.Helper()
 	for _, p := range []string{"/var/lib/gravity", "/usr/lib/gravity", "/usr/local/bin/gravity", "/usr/local/bin/kubectl",
-		"/usr/local/bin/helm", "/run/gravity", "/var/log/gravity", "/root/.kube", "/var/log/gravity-install.log"} {
+		"/usr/local/bin/helm", "/run/gravity", "/var/log/gravity", "/root/.kube", "/var/log/gravity-install.log",
+		"/var/lib/cni", "/var/log/containers", "/etc/systemd/system/gravity-runtime.service"} {
 		if _, err := os.Lstat(ih.h.Path(p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is left on the host (%v)", p, err)
 		}

@@ -6,6 +6,13 @@ import (
 	"github.com/opengravity/gravity/internal/pki"
 )
 
+// What components keep outside the node's directories, at paths they
+// hard-code; removed with the node.
+const (
+	HostCNICache      = "/var/lib/cni"        // libcni's result cache
+	HostContainerLogs = "/var/log/containers" // kubelet's links to pod logs
+)
+
 // Paths is every file and directory the components use, derived from the
 // node's StateDir, RunDir, LogDir and BinDir. Nothing lives outside them
 // except what a component hard-codes: kubelet's /var/log/containers links

@@ -25,7 +25,9 @@ import (
 
 // Reset stops node n's runtime and removes what it left on the host: pod
 // processes, mounts, cgroups, the pod bridge and routes, the iptables
-// chains kube-proxy and CNI made, and the runtime's data. It is what a
+// chains kube-proxy and CNI made, the systemd unit, and the runtime's data
+// (with what components keep outside it: libcni's cache, kubelet's
+// container log links). It is what a
 // failed install rolls back to and what `gravity leave --force` does; it
 // keeps going past errors and reports them all, so that one stuck mount
 // does not leave the rest behind. The node's config and secrets are the
@@ -36,11 +38,13 @@ func Reset(ctx context.Context, n config.Node, log io.Writer) error {
 		return err
 	}
 	var errs []error
-	if svc := HostService(); svc.Systemd() && svc.Installed() {
+	svc := HostService()
+	if svc.Systemd() && svc.Installed() {
 		errs = append(errs, svc.StopRuntime(ctx, n.RunDir))
 	} else if err := Stop(ctx, n.RunDir); err != nil && !errors.Is(err, ErrNotRunning) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, svc.Uninstall(ctx))
 	errs = append(errs, killNodeProcesses(n))
 	errs = append(errs, unmountUnder(mountRoots(n)))
 	errs = append(errs, removeNodeCgroups(n))
@@ -48,7 +52,8 @@ func Reset(ctx context.Context, n config.Node, log io.Writer) error {
 	errs = append(errs, resetIptables(ctx))
 	p := n.Paths()
 	for _, dir := range []string{p.EtcdData, filepath.Dir(p.ContainerdRoot), p.KubeletRoot,
-		filepath.Dir(filepath.Dir(p.KubeletPlugins)), p.RegistryStorage, filepath.Dir(p.CNIConf), n.RunDir} {
+		filepath.Dir(filepath.Dir(p.KubeletPlugins)), p.RegistryStorage, filepath.Dir(p.CNIConf), n.RunDir,
+		config.HostCNICache, config.HostContainerLogs} {
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 		}

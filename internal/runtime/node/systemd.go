@@ -175,6 +175,28 @@ func (s Service) Stop(ctx context.Context) error {
 	return err
 }
 
+// Uninstall disables the unit and removes its file, so that nothing of the
+// runtime starts at the next boot; with no systemd running, only the file
+// goes. A unit that is not there is not an error. Stop the runtime first.
+func (s Service) Uninstall(ctx context.Context) error {
+	if !s.Installed() {
+		return nil
+	}
+	if s.Systemd() {
+		if _, err := s.systemctl(ctx, "disable", UnitName); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(s.unitFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("node runtime: removing the unit: %w", err)
+	}
+	if s.Systemd() {
+		_, err := s.systemctl(ctx, "daemon-reload")
+		return err
+	}
+	return nil
+}
+
 // StopRuntime stops the runtime of runDir and waits until it has exited:
 // on a systemd host the unit first, then, on any host, a daemon still
 // holding runDir (started before the unit was, or in the foreground). It

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -426,5 +427,34 @@ func TestUnitVerifies(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
 	if err != nil || len(out) != 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s\n%s", err, out, text)
+	}
+}
+
+func TestServiceUninstall(t *testing.T) {
+	for _, booted := range []bool{true, false} {
+		t.Run(fmt.Sprint("systemd ", booted), func(t *testing.T) {
+			root := systemdRoot(t, booted)
+			installUnit(t, root, testConfig)
+			rec := &systemctlRecorder{}
+			svc := Service{Root: root, Exec: rec.exec}
+			if err := svc.Uninstall(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if svc.Installed() {
+				t.Error("the unit file is still there")
+			}
+			want := []string(nil)
+			if booted {
+				want = []string{"systemctl disable " + UnitName, "systemctl daemon-reload"}
+			}
+			if !slices.Equal(rec.calls, want) {
+				t.Errorf("calls %q, want %q", rec.calls, want)
+			}
+			// Again: nothing to do, nothing called.
+			rec.calls = nil
+			if err := svc.Uninstall(context.Background()); err != nil || len(rec.calls) != 0 {
+				t.Errorf("second uninstall: %v, calls %q", err, rec.calls)
+			}
+		})
 	}
 }
