@@ -183,3 +183,40 @@ func TestExtractPackageRefusesDamagedBlob(t *testing.T) {
 		t.Errorf("target exists after a refused extraction: %v", err)
 	}
 }
+
+// TestExtractPackageRefusesBomb: a layer that decompresses to far more
+// than any real one (zeros, about 1000 to 1) is refused, gzip and zstd
+// alike, before it fills the disk.
+func TestExtractPackageRefusesBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 100 MB layer")
+	}
+	body := strings.Repeat("\x00", 100<<20)
+	for _, mt := range []types.MediaType{types.OCILayer, types.OCILayerZStd} {
+		t.Run(string(mt), func(t *testing.T) {
+			s := newStore(t)
+			layer := testLayer(t, []entry{{name: "bomb", body: body}}, mt)
+			if size, _ := layer.Size(); size*maxLayerRatio+layerSlack >= int64(len(body)) {
+				t.Fatalf("the layer is %d bytes: not a bomb by the cap's measure", size)
+			}
+			if _, err := s.PutPackageLayers(context.Background(), "gravitational.io/p:1", PackageMeta{}, []v1.Layer{layer}); err != nil {
+				t.Fatal(err)
+			}
+			parent := t.TempDir()
+			err := s.ExtractPackage(context.Background(), "gravitational.io/p:1", filepath.Join(parent, "out"))
+			if err == nil || !strings.Contains(err.Error(), "decompression bomb") {
+				t.Fatalf("err = %v", err)
+			}
+			if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+				t.Errorf("left %v", ents)
+			}
+		})
+	}
+	// The cap itself: ratio and slack, and the absolute ceiling.
+	if got := maxDecompressed(1 << 20); got != 64<<20+64<<20 {
+		t.Errorf("maxDecompressed(1 MiB) = %d", got)
+	}
+	if got := maxDecompressed(1 << 40); got != maxLayerSize {
+		t.Errorf("maxDecompressed(1 TiB) = %d", got)
+	}
+}

@@ -273,7 +273,49 @@ func (s *Store) openLayer(d v1.Descriptor) (io.ReadCloser, error) {
 		rc.Close()
 		return nil, fmt.Errorf("layer %s: %w", d.Digest, err)
 	}
-	return decompressed{zr, rc}, nil
+	return decompressed{&cappedReader{ReadCloser: zr, left: maxDecompressed(d.Size), digest: d.Digest}, rc}, nil
+}
+
+// A layer may decompress to at most maxLayerRatio times its size plus
+// layerSlack, and never more than maxLayerSize: far more than any real
+// layer (the runtime's binaries compress about 3.5 to 1), far less than a
+// decompression bomb (1000 to 1 and more) would fill the disk with. zstd's
+// window limit bounds the decoder's memory; this bounds its output, for
+// gzip and zstd alike.
+const (
+	maxLayerRatio = 64
+	layerSlack    = 64 << 20
+	maxLayerSize  = 16 << 30
+)
+
+func maxDecompressed(compressed int64) int64 {
+	return min(compressed*maxLayerRatio+layerSlack, maxLayerSize)
+}
+
+// cappedReader fails once more than its limit of bytes has come out.
+type cappedReader struct {
+	io.ReadCloser
+	left   int64
+	digest v1.Hash
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, c.err()
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, c.err()
+	}
+	return n, err
+}
+
+func (c *cappedReader) err() error {
+	return fmt.Errorf("layer %s decompresses to more than %d times its size: refused as a decompression bomb", c.digest, maxLayerRatio)
 }
 
 // decompressed closes the decompressor and the blob file under it.
