@@ -161,3 +161,13 @@ func TestCheckToken(t *testing.T) {
 		}
 	}
 }
+
+func TestInstallerAddr(t *testing.T) {
+	one := []Node{{IP: "10.0.0.1"}}
+	if got := installerAddr(one); got != "127.0.0.1:61009" {
+		t.Errorf("one node: %s, want loopback", got)
+	}
+	if got := installerAddr(append(one, Node{IP: "10.0.0.2"})); got != "10.0.0.1:61009" {
+		t.Errorf("two nodes: %s, want the first node's address", got)
+	}
+}

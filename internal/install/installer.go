@@ -227,7 +227,7 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 		Token: orDefault(o.Token, randomHex(16)), CloudProvider: o.CloudProvider,
 		PodCIDR: orDefault(o.PodCIDR, config.DefaultPodCIDR), ServiceCIDR: orDefault(o.ServiceCIDR, config.DefaultServiceCIDR),
 		Flavor: o.Flavor, SkipChecks: o.SkipChecks, Created: time.Now().UTC(),
-		InstallerAddr: net.JoinHostPort(ip, fmt.Sprint(AgentPort)), ImageDir: o.ImageDir,
+		ImageDir: o.ImageDir,
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = clusterName()
@@ -238,10 +238,23 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 	}
 	host, _ := os.Hostname()
 	c.Nodes = []Node{{IP: ip, Hostname: host, Role: role, Master: true, PodSubnet: subnet}}
+	c.InstallerAddr = installerAddr(c.Nodes)
 	if _, err := c.RuntimeNode(c.Nodes[0]); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// installerAddr is where the installer listens for agents: on loopback
+// while this node is the only one, so that nothing off the node can reach
+// the listener (or try its token) at all; on the node's address once
+// agents of other nodes must connect.
+func installerAddr(nodes []Node) string {
+	host := "127.0.0.1"
+	if len(nodes) > 1 {
+		host = nodes[0].IP
+	}
+	return net.JoinHostPort(host, fmt.Sprint(AgentPort))
 }
 
 // minTokenLen keeps a chosen join token from being guessable: whoever
