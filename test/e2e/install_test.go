@@ -377,6 +377,10 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 			t.Errorf("gravity status lacks %q", want)
 		}
 	}
+	token := strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))
+	if line := grepLine(status, "Join token:"); token == "" || strings.Fields(line)[len(strings.Fields(line))-1] != token {
+		t.Errorf("gravity status --token = %q, status says %q", token, line)
+	}
 	var st struct {
 		Cluster struct{ State string }
 		Nodes   []struct{ Address, Status string }
@@ -504,4 +508,14 @@ func testHookFailure(t *testing.T, ih *installHost, image string) {
 	}
 	ih.mustRun("gravity", "leave", "--force")
 	ih.assertClean()
+}
+
+// grepLine is the first line of text containing s.
+func grepLine(text, s string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }

@@ -18,7 +18,10 @@ import (
 
 func statusCommand(stdout io.Writer) *cobra.Command {
 	stateDir := config.DefaultStateDir
-	var format output.Format
+	var (
+		format    output.Format
+		tokenOnly bool
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster's name, state, application, nodes, endpoints and recent operations",
@@ -28,10 +31,16 @@ func statusCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if tokenOnly {
+				// For scripts: `gravity join … --token=$(gravity status --token)`.
+				_, err := fmt.Fprintln(stdout, st.Token)
+				return err
+			}
 			return output.Print(stdout, format, st, func(w io.Writer) error { return printClusterStatus(w, st) })
 		},
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDir, "the node's state directory")
+	cmd.Flags().BoolVar(&tokenOnly, "token", false, "print the join token alone")
 	output.AddFlag(cmd, &format)
 	return cmd
 }
