@@ -351,6 +351,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
 	checkNoHookRights(t, ih)
 	checkSecretsEncrypted(t, ih)
+	checkStrayImageRefused(t, ih)
 	// Component configs and logs are root's alone; registry storage too.
 	modes := ih.mustRun("sh", "-c", "stat -c '%a %n' /var/lib/gravity/config/* /var/log/gravity/*.log /var/lib/gravity/registry")
 	for _, line := range strings.Split(strings.TrimSpace(modes), "\n") {
@@ -508,6 +509,28 @@ func testHookFailure(t *testing.T, ih *installHost, image string) {
 	}
 	ih.mustRun("gravity", "leave", "--force")
 	ih.assertClean()
+}
+
+// checkStrayImageRefused: a pod whose image is not in the cluster registry
+// fails to pull at once, and its event says which image and why, instead
+// of the pull hanging on the way out of an air-gapped cluster.
+func checkStrayImageRefused(t *testing.T, ih *installHost) {
+	const image = "docker.io/library/nginx:1.27"
+	ih.mustRun("kubectl", "run", "stray", "--image="+image, "--restart=Never")
+	defer ih.run("kubectl", "delete", "pod", "stray", "--now")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		events, _ := ih.run("kubectl", "get", "events", "--field-selector", "involvedObject.name=stray",
+			"-o", "jsonpath={.items[*].message}")
+		if strings.Contains(events, image) && strings.Contains(events, "no resolve hosts") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no event refusing %s within a minute:\n%s", image, events)
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // grepLine is the first line of text containing s.

@@ -111,6 +111,23 @@ func RegistryHosts(n Node) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// DefaultHostsPath is containerd's hosts.toml for every registry that has
+// none of its own, relative to Paths.ContainerdHosts.
+const DefaultHostsPath = "_default/hosts.toml"
+
+// DefaultHosts is that file: an air-gapped cluster pulls from no registry
+// but registry.local:5000. Without it containerd would try the image's own
+// registry (docker.io for a bare name) and hang on DNS or a firewall;
+// with it, the one host left may neither resolve nor pull, so a pull of a
+// stray image fails at once ("no resolve hosts") and kubelet's event names
+// the image. The server must be set: left empty, containerd puts the
+// image's registry in its place with every capability. It is the cluster
+// registry's name, not a redirect: nothing is looked up there.
+func DefaultHosts(n Node) ([]byte, error) {
+	return []byte("# Only registry.local:5000 serves images to this cluster: no other registry is tried.\n" +
+		"server = " + tomlValue("https://"+RegistryAddr) + "\ncapabilities = " + tomlValue([]string{"push"}) + "\n"), nil
+}
+
 // tomlValue renders one TOML value with the encoder's quoting.
 func tomlValue(v any) string {
 	var buf bytes.Buffer

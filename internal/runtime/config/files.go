@@ -71,6 +71,7 @@ type generator struct {
 var generators = []generator{
 	{func(p Paths) string { return p.ContainerdConfig }, ContainerdConfig, false},
 	{func(p Paths) string { return filepath.Join(p.ContainerdHosts, RegistryHostsPath) }, RegistryHosts, false},
+	{func(p Paths) string { return filepath.Join(p.ContainerdHosts, DefaultHostsPath) }, DefaultHosts, false},
 	{Paths.CNIConfPath, CNIConfig, false},
 	{func(p Paths) string { return p.KubeletConfig }, KubeletConfig, false},
 	{func(p Paths) string { return p.ResolvConf }, ResolvConf, false},

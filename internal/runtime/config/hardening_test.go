@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // TestTLSCipherSuites: every suite is one Go (which every component is
@@ -47,5 +49,26 @@ func TestTLSCipherSuites(t *testing.T) {
 	}
 	if !strings.Contains(string(kubelet), "tlsMinVersion: VersionTLS12") || !strings.Contains(string(kubelet), "- TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256") {
 		t.Errorf("kubelet config has no explicit TLS version and suites:\n%s", kubelet)
+	}
+}
+
+// TestDefaultHosts: containerd's fallback for every other registry names a
+// server (left empty, containerd would put the image's own registry there
+// with every capability) that may neither resolve nor pull.
+func TestDefaultHosts(t *testing.T) {
+	data, err := DefaultHosts(testWorker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Server       string   `toml:"server"`
+		Capabilities []string `toml:"capabilities"`
+	}
+	if _, err := toml.Decode(string(data), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Server != "https://"+RegistryAddr || len(h.Capabilities) == 0 ||
+		slices.Contains(h.Capabilities, "pull") || slices.Contains(h.Capabilities, "resolve") {
+		t.Errorf("default hosts %+v: a stray image could be pulled", h)
 	}
 }
