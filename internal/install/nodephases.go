@@ -95,7 +95,7 @@ func (s bootstrapStep) Execute(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := plan.WriteFileAtomic(s.cfg.nodeConfigPath(), data, 0o644); err != nil {
+	if err := plan.WriteFileAtomic(s.cfg.nodeConfigPath(), data, config.FileMode); err != nil {
 		return err
 	}
 	if err := node.IssueNode("/", cs, s.rn); err != nil {
