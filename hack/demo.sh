@@ -62,7 +62,7 @@ up() {
 	cat <<EOF
 
 The walkthrough's cluster is up on node-1 (test host h1, $ip).
-  cluster image built in $(took "$t0" "$t1"), installed in $(took "$t2" "$t3") (copy and unpack: $(took "$t1" "$t2"))
+  tele build: $(took "$t0" "$t1"); copy onto the node and tar -xf: $(took "$t1" "$t2"); gravity install: $(took "$t2" "$t3")
 
 Look around, as on node-1:
   $run kubectl get pods -A -o wide

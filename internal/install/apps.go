@@ -19,6 +19,7 @@ import (
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/manifest"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/store"
 )
@@ -56,7 +57,7 @@ func (s healthStep) Execute(ctx context.Context) error {
 func (s healthStep) Rollback(context.Context) error { return nil }
 
 func registryHealthy(ctx context.Context, n config.Node) error {
-	reg, err := newRegistryClient(n)
+	reg, err := newRegistryClient(n, pki.RegistryClient)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func (s step) pushToMasters(ctx context.Context, ref string, img v1.Image) error
 		if err != nil {
 			return err
 		}
-		reg, err := newRegistryClient(rn)
+		reg, err := newRegistryClient(rn, pki.RegistryPusher)
 		if err != nil {
 			return err
 		}

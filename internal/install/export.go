@@ -34,7 +34,7 @@ func (s exportStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, err := newRegistryClient(s.rn)
+	reg, err := newRegistryClient(s.rn, pki.RegistryPusher)
 	if err != nil {
 		return err
 	}
@@ -62,9 +62,11 @@ type registryClient struct {
 	tr   http.RoundTripper
 }
 
-func newRegistryClient(n config.Node) (*registryClient, error) {
+// newRegistryClient reaches node n's registry as pair: pki.RegistryPusher
+// to push (masters only hold it), pki.RegistryClient to read.
+func newRegistryClient(n config.Node, pair string) (*registryClient, error) {
 	p := n.Paths()
-	cert, err := tls.LoadX509KeyPair(p.Cert(pki.RegistryClient), p.Key(pki.RegistryClient))
+	cert, err := tls.LoadX509KeyPair(p.Cert(pair), p.Key(pair))
 	if err != nil {
 		return nil, fmt.Errorf("registry client certificate: %w", err)
 	}

@@ -61,7 +61,7 @@ func Plan(c Config) *plan.Plan {
 			group(phasePull, "Pull configured packages", pull...),
 			group(phaseMasters, "Install system software on master nodes", masters...),
 			leaf(phaseWait, "Wait for Kubernetes to become available", "", phaseMasters),
-			leaf(phaseRBAC, "Bootstrap Kubernetes roles, hook service account and cluster state", "", phaseWait),
+			leaf(phaseRBAC, "Bootstrap Kubernetes roles and cluster state", "", phaseWait),
 			leaf(phaseCoreDNS, "Configure CoreDNS", "", phaseRBAC),
 			group(phaseExport, "Populate Docker registry on master nodes", export...),
 			leaf(phaseHealth, "Wait for cluster to pass health checks", "", phaseExport),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 )
@@ -53,7 +54,7 @@ func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
 	}
 	apiClient.Timeout = 5 * time.Second
 	probes := cluster.Probes{API: cluster.HTTPProbe(apiClient, "/readyz")}
-	if reg, err := newRegistryClient(n); err == nil {
+	if reg, err := newRegistryClient(n, pki.RegistryClient); err == nil {
 		probes.Registry = cluster.HTTPProbe(&http.Client{Transport: reg.tr, Timeout: 5 * time.Second}, "/v2/")
 	}
 	return cluster.ReadStatus(ctx, c, probes)

@@ -32,6 +32,9 @@ const (
 	Scheduler              = "scheduler"
 	Admin                  = "admin"
 	RegistryServer         = "registry"
+	// RegistryPusher is the cluster's own push path to its registry
+	// (export, upload, sync): the one identity the registry lets push.
+	RegistryPusher = "registry-pusher"
 	// Every node.
 	KubeletClient  = "kubelet-client"
 	KubeletServer  = "kubelet"
@@ -48,9 +51,11 @@ const (
 	// bootstrap (no binding must exist before the first request).
 	SystemMasters = "system:masters"
 	SystemNodes   = "system:nodes"
-	// RegistryClients is the organization of registry client certificates;
-	// the registry checks the CA and this, not the common name.
+	// RegistryClients is the organization of registry client certificates,
+	// which may pull; RegistryPushers of those that may also push. The
+	// registry's gate checks the CA and these, not the common name.
 	RegistryClients = "gravity:registry-clients"
+	RegistryPushers = "gravity:registry-pushers"
 )
 
 // Node is what a node's certificates are derived from.
@@ -163,6 +168,8 @@ func nodeProfiles(n Node) []profile {
 		profile{Admin, clusterCA, Request{CommonName: "admin", Organization: []string{SystemMasters}, Usages: UsageClient}},
 		profile{RegistryServer, clusterCA, Request{CommonName: RegistryHost, DNSNames: []string{RegistryHost, "localhost"},
 			IPs: []net.IP{n.IP, loopback}, Usages: UsageServer}},
+		profile{RegistryPusher, clusterCA, Request{CommonName: "registry-pusher:" + n.Name,
+			Organization: []string{RegistryPushers}, Usages: UsageClient}},
 	)
 }
 

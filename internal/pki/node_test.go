@@ -56,6 +56,7 @@ func masterWants(name, ip, serviceIP, domain string) map[string]want {
 		Scheduler:              {"cluster", "system:kube-scheduler", nil, nil, "", UsageClient},
 		Admin:                  {"cluster", "admin", []string{"system:masters"}, nil, "", UsageClient},
 		RegistryServer:         {"cluster", "registry.local", nil, []string{"registry.local", "localhost"}, ip + ",127.0.0.1", UsageServer},
+		RegistryPusher:         {"cluster", "registry-pusher:" + name, []string{"gravity:registry-pushers"}, nil, "", UsageClient},
 	} {
 		w[k] = v
 	}

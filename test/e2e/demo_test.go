@@ -54,7 +54,7 @@ func TestDemo(t *testing.T) {
 		"registry.local:5000/alpine:3.3", // the app's pod, from kubectl get pods
 		"alpine-0.0.1",                   // helm ls
 		"Cluster name:",                  // gravity status
-		"installed in ",
+		"gravity install: ",
 		"Look around, as on node-1:",
 		"--prefix " + prefix + " h1 -- kubectl get pods -A -o wide",
 		"--prefix " + prefix + " h1 -- helm ls",

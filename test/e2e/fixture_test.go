@@ -301,7 +301,8 @@ func busyboxImage(t testing.TB) v1.Image {
 }
 
 func registryTransport(t testing.TB, secrets string) http.RoundTripper {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(secrets, "registry-client.crt"), filepath.Join(secrets, "registry-client.key"))
+	// The cluster's own push identity: only it may push.
+	cert, err := tls.LoadX509KeyPair(filepath.Join(secrets, "registry-pusher.crt"), filepath.Join(secrets, "registry-pusher.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

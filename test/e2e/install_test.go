@@ -4,10 +4,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -352,6 +355,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	checkNoHookRights(t, ih)
 	checkSecretsEncrypted(t, ih)
 	checkStrayImageRefused(t, ih)
+	checkRegistryAccess(t, ih)
 	// Component configs and logs are root's alone; registry storage too.
 	modes := ih.mustRun("sh", "-c", "stat -c '%a %n' /var/lib/gravity/config/* /var/log/gravity/*.log /var/lib/gravity/registry")
 	for _, line := range strings.Split(strings.TrimSpace(modes), "\n") {
@@ -530,6 +534,52 @@ func checkStrayImageRefused(t *testing.T, ih *installHost) {
 			return
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// checkRegistryAccess: over the network, with the node's own keys, the
+// registry lets containerd's certificate pull and not push, and a
+// kubelet's certificate do neither; only the cluster's push path (which
+// the install itself used) pushes.
+func checkRegistryAccess(t *testing.T, ih *installHost) {
+	secrets := ih.h.Path("/var/lib/gravity/secrets")
+	caPEM, err := os.ReadFile(filepath.Join(secrets, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	as := func(pair string) *http.Client {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(secrets, pair+".crt"), filepath.Join(secrets, pair+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "registry.local"}}}
+	}
+	base := "https://" + net.JoinHostPort(ih.h.IP.String(), "5000")
+	for _, tc := range []struct {
+		pair, method, path string
+		want               int
+	}{
+		{"registry-client", http.MethodGet, "/v2/alpine/manifests/3.3", http.StatusOK},
+		{"registry-client", http.MethodPost, "/v2/gravitational/pause/blobs/uploads/", http.StatusForbidden},
+		{"registry-client", http.MethodPut, "/v2/alpine/manifests/3.3", http.StatusForbidden},
+		{"kubelet-client", http.MethodGet, "/v2/alpine/manifests/3.3", http.StatusForbidden},
+		{"kubelet-client", http.MethodPost, "/v2/alpine/blobs/uploads/", http.StatusForbidden},
+		{"kube-proxy", http.MethodPost, "/v2/alpine/blobs/uploads/", http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json")
+		resp, err := as(tc.pair).Do(req)
+		if err != nil {
+			t.Errorf("%s %s as %s: %v", tc.method, tc.path, tc.pair, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s as %s: %s, want %d", tc.method, tc.path, tc.pair, resp.Status, tc.want)
+		}
 	}
 }
 

@@ -312,12 +312,10 @@ func TestRegistryConfigDecodes(t *testing.T) {
 			} `json:"filesystem"`
 		} `json:"storage"`
 		HTTP struct {
-			Addr string `json:"addr"`
-			TLS  struct {
-				Certificate string   `json:"certificate"`
-				Key         string   `json:"key"`
-				ClientCAs   []string `json:"clientcas"`
-			} `json:"tls"`
+			Addr         string         `json:"addr"`
+			Net          string         `json:"net"`
+			RelativeURLs bool           `json:"relativeurls"`
+			TLS          map[string]any `json:"tls"`
 		} `json:"http"`
 		Auth  map[string]any `json:"auth"`
 		Proxy map[string]any `json:"proxy"`
@@ -325,9 +323,11 @@ func TestRegistryConfigDecodes(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
 		t.Fatalf("registry config: %v\n%s", err, data)
 	}
+	// Only root reaches the registry itself, on a unix socket; the gate
+	// serves the network.
 	if cfg.Version != "0.1" || cfg.Storage.Filesystem.RootDirectory != "/var/lib/gravity/registry" ||
-		cfg.HTTP.Addr != "192.0.2.10:5000" || cfg.HTTP.TLS.Certificate != "/var/lib/gravity/secrets/registry.crt" ||
-		len(cfg.HTTP.TLS.ClientCAs) != 1 || cfg.HTTP.TLS.ClientCAs[0] != "/var/lib/gravity/secrets/ca.crt" {
+		cfg.HTTP.Net != "unix" || cfg.HTTP.Addr != "/run/gravity/registry/registry.sock" || !cfg.HTTP.RelativeURLs ||
+		cfg.HTTP.TLS != nil {
 		t.Errorf("registry config: %+v", cfg)
 	}
 	if cfg.Auth != nil || cfg.Proxy != nil {

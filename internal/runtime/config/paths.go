@@ -56,6 +56,9 @@ type Paths struct {
 
 	RegistryStorage string
 	RegistryConfig  string
+	// RegistrySocket is where the registry listens: a unix socket only
+	// root may open; the registry gate serves the network.
+	RegistrySocket string
 
 	Corefile string
 
@@ -94,6 +97,7 @@ func (n Node) Paths() Paths {
 		AuditLog:         filepath.Join(n.LogDir, "kube-apiserver-audit.log"),
 		RegistryStorage:  filepath.Join(state, "registry"),
 		RegistryConfig:   filepath.Join(cfg, "registry.yaml"),
+		RegistrySocket:   filepath.Join(run, "registry", "registry.sock"),
 		Corefile:         filepath.Join(cfg, "Corefile"),
 		RunDir:           run,
 		LogDir:           n.LogDir,

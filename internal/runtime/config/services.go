@@ -8,10 +8,13 @@ import (
 )
 
 // RegistryConfig is the distribution registry's config.yml on master n: it
-// serves the filesystem under StateDir on the node IP only, over TLS, and
-// only to clients with a certificate from the cluster CA. There is no
-// token auth and no proxy section, so it never pulls through from
-// anywhere.
+// serves the filesystem under StateDir on a unix socket only root may open
+// (Paths.RegistrySocket). The network side is the registry gate's
+// (internal/runtime/registrygate), which takes only clients with a
+// certificate of the cluster CA and lets only the cluster's own push path
+// push. URLs it returns are relative, as the gate's clients know the
+// registry by another name. There is no token auth and no proxy section,
+// so it never pulls through from anywhere.
 func RegistryConfig(n Node) ([]byte, error) {
 	n, err := master(n, "registry")
 	if err != nil {
@@ -26,15 +29,10 @@ func RegistryConfig(n Node) ([]byte, error) {
 			"delete":     map[string]bool{"enabled": false},
 		},
 		"http": map[string]any{
-			"addr": hostPort(n.IP, RegistryPort),
-			"net":  "tcp",
-			"tls": map[string]any{
-				"certificate": p.Cert(pki.RegistryServer),
-				"key":         p.Key(pki.RegistryServer),
-				"clientcas":   []string{p.Cert(pki.ClusterCAName)},
-				"minimumtls":  "tls1.2",
-			},
-			"headers": map[string][]string{"X-Content-Type-Options": {"nosniff"}},
+			"addr":         p.RegistrySocket,
+			"net":          "unix",
+			"relativeurls": true,
+			"headers":      map[string][]string{"X-Content-Type-Options": {"nosniff"}},
 		},
 		"health": map[string]any{
 			"storagedriver": map[string]any{"enabled": true, "interval": "10s", "threshold": 3},
@@ -42,6 +40,21 @@ func RegistryConfig(n Node) ([]byte, error) {
 	}
 	return marshalYAML("registry config", cfg)
 }
+
+// RegistryGateArgs are the gravity runtime subcommand's flags that serve
+// the registry on the node's address (`gravity runtime registry-gate`).
+func RegistryGateArgs(n Node) ([]string, error) {
+	n, err := master(n, "registry gate")
+	if err != nil {
+		return nil, err
+	}
+	p := n.Paths()
+	return []string{"runtime", RegistryGateCommand, "--addr=" + hostPort(n.IP, RegistryPort), "--socket=" + p.RegistrySocket,
+		"--cert=" + p.Cert(pki.RegistryServer), "--key=" + p.Key(pki.RegistryServer), "--client-ca=" + p.Cert(pki.ClusterCAName)}, nil
+}
+
+// RegistryGateCommand is the hidden gravity runtime subcommand of the gate.
+const RegistryGateCommand = "registry-gate"
 
 // RegistryArgs are the registry's flags.
 func RegistryArgs(n Node) ([]string, error) {

@@ -71,7 +71,7 @@ func makeDirs(root string, n config.Node) error {
 	// kubelet's root must exist before ShareMount can bind it.
 	dirs := []dir{{p.LogDir, 0o755}, {p.RunDir, 0o755}, {p.KubeletRoot, 0o750}}
 	if n.IsMaster() {
-		dirs = append(dirs, dir{p.EtcdData, 0o700}, dir{p.RegistryStorage, 0o700})
+		dirs = append(dirs, dir{p.EtcdData, 0o700}, dir{p.RegistryStorage, 0o700}, dir{filepath.Dir(p.RegistrySocket), 0o700})
 	}
 	for _, d := range dirs {
 		path := filepath.Join(root, d.path)

@@ -31,7 +31,8 @@ func TestProbes(t *testing.T) {
 		Kubelet:           {URL: "http://127.0.0.1:10248/healthz"},
 		KubeProxy:         {URL: "http://127.0.0.1:10256/healthz"},
 		PodNetwork:        {URL: "http://127.0.0.1:10263/healthz"},
-		Registry:          with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
+		Registry:          {URL: "unix://" + p.RegistrySocket},
+		RegistryGate:      with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
 	}
 	got, err := Probes(m)
 	if err != nil {

@@ -25,6 +25,7 @@ const (
 	KubeProxy         = "kube-proxy"
 	PodNetwork        = "pod-network"
 	Registry          = "registry"
+	RegistryGate      = "registry-gate"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -87,7 +88,10 @@ var components = []component{
 	// The pod network agent needs the node registered, which kubelet does
 	// soon after it is ready; pods on other nodes are unreachable until it is.
 	{PodNetwork, false, gravityBinary, podNetworkArgs, httpProbe(PodNetworkHealthzPort), []int{PodNetworkHealthzPort}},
-	{Registry, true, "registry", config.RegistryArgs, registryProbe, []int{config.RegistryPort}},
+	// The registry listens on a unix socket; its gate serves the network
+	// and decides who may pull and who may push.
+	{Registry, true, "registry", config.RegistryArgs, registrySocketProbe, nil},
+	{RegistryGate, true, gravityBinary, config.RegistryGateArgs, registryProbe, []int{config.RegistryPort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -220,7 +224,10 @@ func apiServerProbe(n config.Node) Probe {
 		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.Admin), Key: p.Key(pki.Admin)}
 }
 
-// The registry serves only clients with a certificate from the cluster CA.
+func registrySocketProbe(n config.Node) Probe { return Probe{URL: "unix://" + n.Paths().RegistrySocket} }
+
+// The registry gate serves only clients with a certificate from the
+// cluster CA; this one pulls through it to the registry.
 func registryProbe(n config.Node) Probe {
 	p := n.Paths()
 	return Probe{URL: httpsURL(n.IP.String(), config.RegistryPort, "/v2/"),

@@ -79,7 +79,8 @@ func TestProcesses(t *testing.T) {
 			kube(master, "kube-apiserver", config.APIServerArgs, 6443),
 			kube(master, "kube-controller-manager", config.ControllerManagerArgs, 10257),
 			kube(master, "kube-scheduler", config.SchedulerArgs, 10259),
-		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), []int{5000}}})},
+		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), nil},
+			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}}})},
 		{"worker", worker, node(worker)},
 	}
 	for _, tt := range tests {
