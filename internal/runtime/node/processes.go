@@ -224,7 +224,9 @@ func apiServerProbe(n config.Node) Probe {
 		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.Admin), Key: p.Key(pki.Admin)}
 }
 
-func registrySocketProbe(n config.Node) Probe { return Probe{URL: "unix://" + n.Paths().RegistrySocket} }
+func registrySocketProbe(n config.Node) Probe {
+	return Probe{URL: "unix://" + n.Paths().RegistrySocket}
+}
 
 // The registry gate serves only clients with a certificate from the
 // cluster CA; this one pulls through it to the registry.

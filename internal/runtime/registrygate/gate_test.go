@@ -132,7 +132,9 @@ func TestGate(t *testing.T) {
 			}
 			reached := len(reg.requests()) > before
 			if tc.want == http.StatusForbidden {
-				var body struct{ Errors []struct{ Code, Message string } }
+				var body struct {
+					Errors []struct{ Code, Message string }
+				}
 				if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Errors) != 1 || body.Errors[0].Code != "DENIED" {
 					t.Errorf("denial body %+v (%v)", body, err)
 				}
