@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/pki"
 )
 
 // Node labels install sets: the node's profile (Gravity's role) and the
@@ -28,6 +29,9 @@ type Status struct {
 	Endpoints  []Endpoint       `json:"endpoints"`
 	Nodes      []NodeStatus     `json:"nodes"`
 	Operations []OperationBrief `json:"operations"`
+	// ExpiringCertificates are this node's certificates that expire
+	// within pki.RenewWithin, soonest first.
+	ExpiringCertificates []pki.Expiry `json:"expiringCertificates,omitempty"`
 }
 
 // Endpoint is a cluster service that answered when asked.

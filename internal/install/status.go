@@ -57,7 +57,16 @@ func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
 	if reg, err := newRegistryClient(n, pki.RegistryClient); err == nil {
 		probes.Registry = cluster.HTTPProbe(&http.Client{Transport: reg.tr, Timeout: 5 * time.Second}, "/v2/")
 	}
-	return cluster.ReadStatus(ctx, c, probes)
+	st, err := cluster.ReadStatus(ctx, c, probes)
+	if err != nil {
+		return st, err
+	}
+	certs, err := pki.Expiries(n.Paths().PKI)
+	if err != nil {
+		return st, fmt.Errorf("reading this node's certificates: %w", err)
+	}
+	st.ExpiringCertificates = pki.Expiring(certs, time.Now(), pki.RenewWithin)
+	return st, nil
 }
 
 // ClusterPlan reads the newest operation's plan from the cluster, for

@@ -356,6 +356,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	checkSecretsEncrypted(t, ih)
 	checkStrayImageRefused(t, ih)
 	checkRegistryAccess(t, ih)
+	checkCertsRenew(t, ih)
 	// Component configs and logs are root's alone; registry storage too.
 	modes := ih.mustRun("sh", "-c", "stat -c '%a %n' /var/lib/gravity/config/* /var/log/gravity/*.log /var/lib/gravity/registry")
 	for _, line := range strings.Split(strings.TrimSpace(modes), "\n") {
@@ -580,6 +581,42 @@ func checkRegistryAccess(t *testing.T, ih *installHost) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s as %s: %s, want %d", tc.method, tc.path, tc.pair, resp.Status, tc.want)
 		}
+	}
+}
+
+// checkCertsRenew: gravity certs renew gives the API server a new
+// certificate that it then serves, while the app's pod runs on untouched
+// and kubectl keeps working with root's renewed kubeconfig.
+func checkCertsRenew(t *testing.T, ih *installHost) {
+	if out := ih.mustRun("gravity", "certs", "ls"); !strings.Contains(out, "apiserver") || !strings.Contains(out, "kube-apiserver") {
+		t.Errorf("gravity certs ls:\n%s", out)
+	}
+	uid := ih.mustRun("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.metadata.uid}")
+	served := func() *x509.Certificate {
+		conn, err := tls.Dial("tcp", net.JoinHostPort(ih.h.IP.String(), "6443"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	old := served()
+	start := time.Now()
+	out := ih.mustRun("gravity", "certs", "renew")
+	t.Logf("gravity certs renew took %.1f s:\n%s", time.Since(start).Seconds(), out)
+	for _, want := range []string{"Restarted kube-apiserver", "Restarted kubelet", "Restarted registry-gate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("renew did not say %q", want)
+		}
+	}
+	if now := served(); now.SerialNumber.Cmp(old.SerialNumber) == 0 || !now.NotAfter.After(old.NotAfter) {
+		t.Errorf("the API server still serves its old certificate (serial %v, until %v)", now.SerialNumber, now.NotAfter)
+	}
+	if got := ih.mustRun("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.metadata.uid} {.status.containerStatuses[0].restartCount}"); got != uid+" 0" {
+		t.Errorf("the app's pod after renew: %q, want the same pod (%s) never restarted", got, uid)
+	}
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "Status:\thealthy") {
+		t.Errorf("gravity status after renew:\n%s", st)
 	}
 }
 

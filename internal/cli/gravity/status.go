@@ -12,6 +12,7 @@ import (
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/version"
 )
@@ -66,7 +67,32 @@ func printClusterStatus(w io.Writer, st cluster.Status) error {
 	fmt.Fprintln(w, "Cluster nodes:")
 	printNodes(w, "Masters", st.Nodes, true)
 	printNodes(w, "Nodes", st.Nodes, false)
+	printExpiring(w, st.ExpiringCertificates, time.Now())
 	return nil
+}
+
+// printExpiring warns of this node's certificates that expire soon.
+func printExpiring(w io.Writer, certs []pki.Expiry, now time.Time) {
+	if len(certs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Certificates:")
+	for _, c := range certs {
+		left := c.NotAfter.Sub(now)
+		when := fmt.Sprintf("expires in %s", humanDuration(left))
+		if left <= 0 {
+			when = "has expired"
+		}
+		fmt.Fprintf(w, "    [!] %s (%s) %s, on %s\n", c.Name, c.Subject, when, c.NotAfter.Local().Format(time.RFC1123))
+	}
+	fmt.Fprintln(w, "    Renew them on this node with `gravity certs renew`.")
+}
+
+func humanDuration(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+	}
+	return d.Round(time.Minute).String()
 }
 
 // printNodes lists the masters or the other nodes as Gravity did:

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/pki"
 )
 
 // TestPrintClusterStatus: the text a Gravity user greps, masters and other
@@ -41,6 +42,34 @@ func TestPrintClusterStatus(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestPrintExpiring: certificates due within the window are named with
+// when they expire and how to renew; none, no section.
+func TestPrintExpiring(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	printExpiring(&b, nil, now)
+	if b.Len() != 0 {
+		t.Errorf("printed %q with nothing expiring", b.String())
+	}
+	printExpiring(&b, []pki.Expiry{
+		{Name: "kubelet", Subject: "system:node:10.0.0.1", NotAfter: now.Add(-time.Hour)},
+		{Name: "apiserver", Subject: "kube-apiserver", NotAfter: now.Add(12 * 24 * time.Hour)},
+		{Name: "kubeconfig/admin.conf", Subject: "admin", NotAfter: now.Add(90 * time.Minute)},
+	}, now)
+	out := b.String()
+	for _, want := range []string{
+		"Certificates:\n",
+		"[!] kubelet (system:node:10.0.0.1) has expired",
+		"[!] apiserver (kube-apiserver) expires in 12 days, on ",
+		"[!] kubeconfig/admin.conf (admin) expires in 1h30m0s",
+		"gravity certs renew",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
 		}
 	}
 }
