@@ -190,11 +190,15 @@ func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, r
 	if err != nil {
 		return err
 	}
+	tools, err := s.systemImage(baseimage.ImageHookTools)
+	if err != nil {
+		return err
+	}
 	spec := hook.Spec{
 		Job: job, Hook: hookName, App: app, Namespace: "default",
 		Name:           hookJobName(app, hookName),
 		ResourcesImage: resources, ResourcesSubPath: resourcesSubPath,
-		ToolsImage:  baseimage.ImageHookTools + ":" + s.cfg.BaseVersion,
+		ToolsImage:  tools,
 		OperationID: s.cfg.OperationID,
 		Env: map[string]string{"GRAVITY_CLUSTER_NAME": s.cfg.ClusterName, "GRAVITY_APP_NAME": app,
 			"GRAVITY_APP_VERSION": s.cfg.AppVersion, "GRAVITY_OPERATION_ID": s.cfg.OperationID,
@@ -253,7 +257,10 @@ func (s appStep) runDNSHook(ctx context.Context, hookName string, command []stri
 	if err := s.pushToMasters(ctx, ref, img); err != nil {
 		return err
 	}
-	tools := baseimage.ImageHookTools + ":" + s.cfg.BaseVersion
+	tools, err := s.systemImage(baseimage.ImageHookTools)
+	if err != nil {
+		return err
+	}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: cluster.Namespace},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyOnFailure,
@@ -288,8 +295,9 @@ func (s step) waitDeployment(ctx context.Context, ns, name string) error {
 	}
 }
 
-// systemImage finds the tag of a base image's system image (repo without
-// tag) among the cluster image's images.
+// systemImage finds a base image's system image (repo without tag) among
+// the cluster image's images, pinned by digest: only the cluster pushes to
+// its registry, and a tag could still be moved there; a digest cannot.
 func (s step) systemImage(repo string) (string, error) {
 	st, err := store.Open(s.cfg.PackagesDir())
 	if err != nil {
@@ -301,7 +309,7 @@ func (s step) systemImage(repo string) (string, error) {
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Ref, repo+":") {
-			return e.Ref, nil
+			return e.Ref + "@" + e.Digest.String(), nil
 		}
 	}
 	return "", fmt.Errorf("the cluster image has no %s image", repo)

@@ -44,6 +44,9 @@ type Config struct {
 	ImageDir string `json:"imageDir"`
 	// InstallerAddr is where agents connect (host:port).
 	InstallerAddr string `json:"installerAddr"`
+	// PauseImage is the sandbox image of every pod, pinned by digest
+	// (name:tag@sha256:…) from the cluster image's own record of it.
+	PauseImage string `json:"pauseImage,omitempty"`
 }
 
 // Node is one node of the install.
@@ -85,7 +88,7 @@ func (c Config) RuntimeNode(nd Node) (config.Node, error) {
 	}
 	n := config.Node{IP: ip, Hostname: nd.Hostname, Roles: roles, ClusterName: c.ClusterName, MasterIPs: masters,
 		PodCIDR: c.PodCIDR, NodePodCIDR: nd.PodSubnet, ServiceCIDR: c.ServiceCIDR, DNSUpstreams: c.DNSUpstreams,
-		StateDir: c.StateDir}
+		StateDir: c.StateDir, PauseImage: c.PauseImage}
 	return n.WithDefaults()
 }
 

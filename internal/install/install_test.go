@@ -6,6 +6,8 @@ import (
 
 	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/manifest"
+
+	"github.com/opengravity/gravity/internal/clusterimage"
 )
 
 func testConfig() Config {
@@ -169,5 +171,18 @@ func TestInstallerAddr(t *testing.T) {
 	}
 	if got := installerAddr(append(one, Node{IP: "10.0.0.2"})); got != "10.0.0.1:61009" {
 		t.Errorf("two nodes: %s, want the first node's address", got)
+	}
+}
+
+func TestPinnedImage(t *testing.T) {
+	meta := &clusterimage.Meta{Images: []clusterimage.Item{
+		{Ref: "registry.local:5000/alpine:3.3", Digest: "sha256:aaa"},
+		{Ref: "registry.local:5000/gravitational/pause:0.1.0", Digest: "sha256:bbb"},
+	}}
+	if got := pinnedImage(meta, "registry.local:5000/gravitational/pause"); got != "registry.local:5000/gravitational/pause:0.1.0@sha256:bbb" {
+		t.Errorf("pinned pause = %q", got)
+	}
+	if got := pinnedImage(meta, "registry.local:5000/gravitational/coredns"); got != "" {
+		t.Errorf("an image the cluster image lacks: %q", got)
 	}
 }

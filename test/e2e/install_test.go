@@ -357,6 +357,13 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	checkStrayImageRefused(t, ih)
 	checkRegistryAccess(t, ih)
 	checkCertsRenew(t, ih)
+	// System images run pinned by digest: the sandbox image and CoreDNS.
+	if cfg := ih.mustRun("cat", "/var/lib/gravity/config/containerd.toml"); !strings.Contains(cfg, "gravitational/pause:0.1.0@sha256:") {
+		t.Errorf("the sandbox image is not pinned by digest")
+	}
+	if img := ih.mustRun("kubectl", "get", "deployment", "-n", "kube-system", "coredns", "-o", "jsonpath={..image}"); !strings.Contains(img, "@sha256:") {
+		t.Errorf("CoreDNS runs %q, not pinned by digest", img)
+	}
 	// Component configs and logs are root's alone; registry storage too.
 	modes := ih.mustRun("sh", "-c", "stat -c '%a %n' /var/lib/gravity/config/* /var/log/gravity/*.log /var/lib/gravity/registry")
 	for _, line := range strings.Split(strings.TrimSpace(modes), "\n") {
