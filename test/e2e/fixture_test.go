@@ -28,9 +28,17 @@ import (
 	"github.com/opengravity/gravity/internal/version"
 )
 
-// repo is the repository root; the test hosts see it at the same path
-// (only /usr, /etc, /root, /opt, /var, /run and /tmp are their own).
+// repo is the repository root. Test hosts are not meant to read it: what
+// they run is copied into them (a checkout under /tmp, which hosts do not
+// share, must work as well as any).
 var repo = func() string { d, _ := filepath.Abs("../.."); return d }()
+
+// Where the runtime fixture puts what a host runs, in the host's own /opt.
+const (
+	hostDir     = "/opt/gravity-e2e"
+	hostGravity = hostDir + "/gravity"
+	hostBin     = hostDir + "/bin"
+)
 
 const (
 	adminConf = "/var/lib/gravity/secrets/kubeconfig/admin.conf"
@@ -85,10 +93,19 @@ func (c *cluster) addNode(name string, index int) (*testhost.Host, string) {
 	} else {
 		masterIP = c.master.IP.String()
 	}
-	nodeYAML := filepath.Join(c.work, name+".yaml")
-	writeFile(t, nodeYAML, fmt.Sprintf("ip: %s\nroles: %s\nclusterName: e2e\nmasterIPs: [%s]\npodCIDR: %s\nnodePodCIDR: 10.244.%d.0/24\nbinDir: %s\n",
-		ip, roles, masterIP, podCIDR, index, c.bin))
-	n, err := node.LoadNode(nodeYAML)
+	// The binaries, copied into the host as a node would get them.
+	if out, errOut, err := h.Run(c.ctx, "mkdir", "-p", hostDir); err != nil {
+		t.Fatalf("mkdir %s: %v\n%s%s", hostDir, err, out, errOut)
+	}
+	for src, dst := range map[string]string{c.gravity: hostGravity, c.bin: hostBin} {
+		if err := h.CopyIn(src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeYAML := hostDir + "/" + name + ".yaml"
+	writeFile(t, h.Path(nodeYAML), fmt.Sprintf("ip: %s\nroles: %s\nclusterName: e2e\nmasterIPs: [%s]\npodCIDR: %s\nnodePodCIDR: 10.244.%d.0/24\nbinDir: %s\n",
+		ip, roles, masterIP, podCIDR, index, hostBin))
+	n, err := node.LoadNode(h.Path(nodeYAML))
 	if err == nil {
 		n, err = n.WithDefaults()
 	}
@@ -134,8 +151,8 @@ func (c *cluster) removeCgroups() {
 
 // start runs `gravity runtime start` on h and stops it at the end.
 func (c *cluster) start(h *testhost.Host, nodeYAML string) {
-	c.run(h, c.gravity, "runtime", "start", "--config", nodeYAML)
-	c.t.Cleanup(func() { _, _, _ = h.Run(context.Background(), c.gravity, "runtime", "stop") })
+	c.run(h, hostGravity, "runtime", "start", "--config", nodeYAML)
+	c.t.Cleanup(func() { _, _, _ = h.Run(context.Background(), hostGravity, "runtime", "stop") })
 }
 
 // kubectl runs on the master with the admin's credentials.
@@ -150,7 +167,7 @@ func (c *cluster) kubectl(args ...string) string {
 }
 
 func (c *cluster) tryKubectl(args ...string) (string, error) {
-	out, errOut, err := c.master.Run(c.ctx, filepath.Join(c.bin, "kubectl"), append([]string{"--kubeconfig", adminConf}, args...)...)
+	out, errOut, err := c.master.Run(c.ctx, hostBin+"/kubectl", append([]string{"--kubeconfig", adminConf}, args...)...)
 	if err != nil {
 		out += errOut
 	}
@@ -201,7 +218,7 @@ func (c *cluster) dumpLogs() {
 			out, errOut, _ := h.Run(context.Background(), cmd[0], cmd[1:]...)
 			c.t.Logf("%s: %s:\n%s%s", h.Name, strings.Join(cmd, " "), out, errOut)
 		}
-		out, _, _ := h.Run(context.Background(), c.gravity, "runtime", "status")
+		out, _, _ := h.Run(context.Background(), hostGravity, "runtime", "status")
 		c.t.Logf("%s: gravity runtime status:\n%s", h.Name, out)
 		logs, _ := filepath.Glob(h.Path("/var/log/gravity/*.log"))
 		for _, l := range logs {
@@ -215,7 +232,7 @@ func (c *cluster) dumpLogs() {
 // waitRunning waits for the runtime's every component on h.
 func (c *cluster) waitRunning(h *testhost.Host) {
 	c.waitFor("every component ready on "+h.Name, func() bool {
-		out, _, _ := h.Run(c.ctx, c.gravity, "runtime", "status", "-o", "json")
+		out, _, _ := h.Run(c.ctx, hostGravity, "runtime", "status", "-o", "json")
 		return strings.Contains(out, `"state": "running"`)
 	})
 }
@@ -235,8 +252,8 @@ func (c *cluster) waitPhase(pod, phase string) {
 }
 
 func (c *cluster) apply(name, manifests string) {
-	path := filepath.Join(c.work, name+".yaml")
-	writeFile(c.t, path, manifests)
+	path := hostDir + "/" + name + ".yaml"
+	writeFile(c.t, c.master.Path(path), manifests)
 	c.kubectl("apply", "-f", path)
 }
 

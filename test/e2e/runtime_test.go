@@ -58,7 +58,7 @@ func TestRuntime(t *testing.T) {
 // testDNS deploys CoreDNS from the base image's manifests and resolves
 // from a pod.
 func testDNS(t *testing.T, c *cluster) {
-	n, err := node.LoadNode(c.work + "/n1.yaml")
+	n, err := node.LoadNode(c.master.Path(hostDir + "/n1.yaml"))
 	if err == nil {
 		n, err = n.WithDefaults()
 	}
@@ -114,7 +114,7 @@ func testReboot(t *testing.T, c *cluster, n1 string) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	c.run(h1, c.gravity, "runtime", "start", "--config", n1)
+	c.run(h1, hostGravity, "runtime", "start", "--config", n1)
 	c.waitNodeReady(h1)
 	c.waitRunning(h1)
 	t.Logf("node Ready again %.1f s after the reboot", time.Since(start).Seconds())
