@@ -187,6 +187,10 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	if err := s.labelNodes(ctx, c); err != nil {
 		return err
 	}
+	crb := config.KubeletCertRotationBinding()
+	if _, err := c.Kube.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("kubelet certificate rotation: %w", err)
+	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
 		return err
 	}
@@ -225,7 +229,8 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c))
+	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c),
+		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})))
 }
 
 func ignoreNotFound(err error) error {

@@ -133,6 +133,31 @@ func (c *cluster) issue(h *testhost.Host, n config.Node) error {
 	return node.IssueNode(h.Path("/"), cs, n)
 }
 
+// shortLivedKubelet gives node n's kubelet a client certificate that
+// expires in d, issued like any other from the master's CA: kubelet must
+// renew it through a CSR long before that.
+func (c *cluster) shortLivedKubelet(h *testhost.Host, n config.Node, d time.Duration) {
+	t := c.t
+	cs, err := pki.LoadCASet(c.master.Path(n.Paths().PKI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pn := n.PKINode()
+	pn.Validity = d
+	certs, err := pki.NodeCerts(cs, pn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcs, err := config.Kubeconfigs(n, cs.Cluster.Cert, certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := n.Paths().Kubeconfig(config.KubeconfigKubelet)
+	if err := config.Write(h.Path("/"), map[string][]byte{path: kcs[path]}, pki.KeyMode); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // removeCgroups removes the cgroups kubelet made on the shared kernel.
 func (c *cluster) removeCgroups() {
 	for _, root := range c.cgroupRoots {

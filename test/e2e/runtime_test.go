@@ -6,14 +6,19 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opengravity/gravity/internal/baseimage"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
+	"github.com/opengravity/gravity/internal/testhost"
 )
 
 // TestRuntime starts the runtime on a fresh test host: node Ready, a pod
@@ -33,6 +38,12 @@ func TestRuntime(t *testing.T) {
 	c.waitNodeReady(h1)
 	t.Logf("node Ready %.1f s after gravity runtime start", time.Since(start).Seconds())
 	c.waitRunning(h1)
+	// What install's /rbac phase does for kubelets' certificate renewal.
+	rotation, err := config.KubeletCertRotationManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.apply("rotation", string(rotation))
 	c.pushImages()
 	c.waitFor("the default service account", func() bool {
 		_, err := c.tryKubectl("get", "serviceaccount", "default")
@@ -86,13 +97,60 @@ func testDNS(t *testing.T, c *cluster) {
 
 // testJoin starts a worker from certificates issued off the master's CA
 // and fetches a page from a pod on the master from a pod on the worker.
+// The worker's kubelet starts with a client certificate good for two
+// minutes, which it must renew through a CSR on its own.
 func testJoin(t *testing.T, c *cluster) {
 	h2, n2 := c.addNode("n2", 2)
+	n, err := node.LoadNode(h2.Path(n2))
+	if err == nil {
+		n, err = n.WithDefaults()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.shortLivedKubelet(h2, n, 2*time.Minute)
 	c.start(h2, n2)
 	c.waitNodeReady(h2)
 	c.waitRunning(h2)
 	c.waitPhase("web", "Running")
 	reach(t, c, "reach", h2.IP.String())
+	t.Run("kubelet renews its certificate", func(t *testing.T) { testKubeletRotation(t, c, h2, n) })
+}
+
+// testKubeletRotation waits for the worker's kubelet to have renewed its
+// two-minute client certificate: a new one, signed by the cluster CA for
+// its own node name, good for far longer; the node stays Ready.
+func testKubeletRotation(t *testing.T, c *cluster, h *testhost.Host, n config.Node) {
+	current := h.Path(n.Paths().KubeletRoot + "/pki/kubelet-client-current.pem")
+	ca, err := pki.LoadCA(c.master.Path(n.Paths().PKI), pki.ClusterCAName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed *x509.Certificate
+	c.waitFor("the kubelet's client certificate renewed", func() bool {
+		data, err := os.ReadFile(current)
+		if err != nil {
+			return false
+		}
+		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err == nil && time.Until(cert.NotAfter) > time.Hour {
+				renewed = cert
+				return true
+			}
+		}
+		return false
+	})
+	if renewed.Subject.CommonName != "system:node:"+n.Name || renewed.CheckSignatureFrom(ca.Cert) != nil {
+		t.Errorf("renewed certificate for %q, signed by the cluster CA: %v", renewed.Subject.CommonName, renewed.CheckSignatureFrom(ca.Cert))
+	}
+	if csrs := c.kubectl("get", "csr", "-o", "jsonpath={.items[*].status.conditions[*].type}"); !strings.Contains(csrs, "Approved") {
+		t.Errorf("no approved CSR: %q", csrs)
+	}
+	c.waitNodeReady(h)
 }
 
 // reach runs a Job on nodeName that fetches the web pod's page by its pod

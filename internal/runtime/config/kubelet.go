@@ -65,7 +65,9 @@ func KubeletConfig(n Node) ([]byte, error) {
 		"tlsPrivateKeyFile":  p.Key(pki.KubeletServer),
 		"tlsMinVersion":      tlsMinVersion,
 		"tlsCipherSuites":    tlsCipherSuites,
-		"rotateCertificates": false,
+		// The client certificate is renewed through a CSR to the API
+		// (KubeletCertRotationBinding) well before it expires.
+		"rotateCertificates": true,
 		"serverTLSBootstrap": false,
 		"authentication": map[string]any{
 			"anonymous": map[string]any{"enabled": false},
