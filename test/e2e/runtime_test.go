@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +97,8 @@ func testDNS(t *testing.T, c *cluster) {
 // testJoin starts a worker from certificates issued off the master's CA
 // and fetches a page from a pod on the master from a pod on the worker.
 // The worker's kubelet starts with a client certificate good for two
-// minutes, which it must renew through a CSR on its own.
+// minutes, which it must renew through a CSR on its own (kubelet asks for
+// one at once when its store is empty, then at 70-90 % of each's life).
 func testJoin(t *testing.T, c *cluster) {
 	h2, n2 := c.addNode("n2", 2)
 	n, err := node.LoadNode(h2.Path(n2))
@@ -121,17 +121,20 @@ func testJoin(t *testing.T, c *cluster) {
 // two-minute client certificate: a new one, signed by the cluster CA for
 // its own node name, good for far longer; the node stays Ready.
 func testKubeletRotation(t *testing.T, c *cluster, h *testhost.Host, n config.Node) {
-	current := h.Path(n.Paths().KubeletRoot + "/pki/kubelet-client-current.pem")
+	// A link to the newest dated file, by its absolute path on the node:
+	// read it there.
+	current := n.Paths().KubeletRoot + "/pki/kubelet-client-current.pem"
 	ca, err := pki.LoadCA(c.master.Path(n.Paths().PKI), pki.ClusterCAName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var renewed *x509.Certificate
 	c.waitFor("the kubelet's client certificate renewed", func() bool {
-		data, err := os.ReadFile(current)
+		out, _, err := h.Run(c.ctx, "cat", current)
 		if err != nil {
 			return false
 		}
+		data := []byte(out)
 		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
 			if block.Type != "CERTIFICATE" {
 				continue
