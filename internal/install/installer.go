@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/baseimage"
+	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/install/preflight"
