@@ -104,63 +104,107 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// layoutEntry is one entry after manifest.json, as the writer emits it.
+type layoutEntry struct {
+	name       string
+	typ        byte
+	mode, size int64
+}
+
+// layoutEntries lists the entries after manifest.json in tar order: the
+// top-level files, packages/ with oci-layout and index.json, and the blobs
+// (sorted by digest). A negative layout or index size leaves that file
+// out, for an unpacked image that lacks it.
+func layoutEntries(files []File, layoutSize, indexSize int64, blobs []layoutBlob) []layoutEntry {
+	var out []layoutEntry
+	for _, f := range files {
+		out = append(out, layoutEntry{f.Name, tar.TypeReg, f.Mode, f.Size})
+	}
+	out = append(out, layoutEntry{PackagesDir + "/", tar.TypeDir, modeDir, 0})
+	if layoutSize >= 0 {
+		out = append(out, layoutEntry{OCILayoutFile, tar.TypeReg, modeFile, layoutSize})
+	}
+	if indexSize >= 0 {
+		out = append(out, layoutEntry{IndexFile, tar.TypeReg, modeFile, indexSize})
+	}
+	out = append(out, layoutEntry{BlobsDir + "/", tar.TypeDir, modeDir, 0}, layoutEntry{BlobsSHA256 + "/", tar.TypeDir, modeDir, 0})
+	for _, b := range blobs {
+		out = append(out, layoutEntry{BlobsSHA256 + "/" + b.hex, tar.TypeReg, modeFile, b.size})
+	}
+	return out
+}
+
+type layoutBlob struct {
+	hex  string
+	size int64
+}
+
+// tarLength is the length of a tar of a manifest.json of metaSize bytes
+// followed by entries and the end-of-archive marker.
+func tarLength(metaSize int64, entries []layoutEntry, mtime time.Time) (int64, error) {
+	total := int64(tarEnd)
+	n, err := entryLength(header(ManifestFile, tar.TypeReg, modeFile, metaSize, mtime))
+	if err != nil {
+		return 0, err
+	}
+	total += n
+	for _, e := range entries {
+		n, err := entryLength(header(e.name, e.typ, e.mode, e.size, mtime))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // unpackedLength is the length of the tar that the layout's files in an
 // unpacked image make up, counting only what is there: a tarball cut short
 // and unpacked (`tar -xf` keeps what it got) makes a shorter one.
 func unpackedLength(dir string, meta *Meta) (int64, error) {
-	total := int64(tarEnd)
-	add := func(name string, typ byte, mode int64) error {
+	size := func(name string) (int64, error) {
 		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name)))
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			return -1, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
-		size := int64(0)
-		if typ == tar.TypeReg {
-			size = fi.Size()
-		} else {
-			name += "/"
-		}
-		n, err := entryLength(header(name, typ, mode, size, DefaultModTime))
-		total += n
-		return err
+		return fi.Size(), nil
 	}
-	if err := add(ManifestFile, tar.TypeReg, modeFile); err != nil {
+	var files []File
+	for _, f := range meta.Files {
+		n, err := size(f.Name)
+		if err != nil {
+			return 0, err
+		}
+		if n >= 0 {
+			f.Size = n
+			files = append(files, f)
+		}
+	}
+	metaSize, err1 := size(ManifestFile)
+	layoutSize, err2 := size(OCILayoutFile)
+	indexSize, err3 := size(IndexFile)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return 0, err
 	}
-	for _, f := range meta.Files {
-		if err := add(f.Name, tar.TypeReg, f.Mode); err != nil {
-			return 0, err
-		}
-	}
-	for _, e := range []struct {
-		name string
-		typ  byte
-	}{{PackagesDir, tar.TypeDir}, {OCILayoutFile, tar.TypeReg}, {IndexFile, tar.TypeReg},
-		{BlobsDir, tar.TypeDir}, {BlobsSHA256, tar.TypeDir}} {
-		mode := int64(modeFile)
-		if e.typ == tar.TypeDir {
-			mode = modeDir
-		}
-		if err := add(e.name, e.typ, mode); err != nil {
-			return 0, err
-		}
-	}
-	blobs, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(BlobsSHA256)))
+	entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(BlobsSHA256)))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
-	for _, b := range blobs {
-		if len(b.Name()) != 64 || !isLowerHex(b.Name()) || !b.Type().IsRegular() {
+	var blobs []layoutBlob
+	for _, e := range entries {
+		if len(e.Name()) != 64 || !isLowerHex(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
-		if err := add(BlobsSHA256+"/"+b.Name(), tar.TypeReg, modeFile); err != nil {
+		info, err := e.Info()
+		if err != nil {
 			return 0, err
 		}
+		blobs = append(blobs, layoutBlob{e.Name(), info.Size()})
 	}
-	return total, nil
+	return tarLength(max(metaSize, 0), layoutEntries(files, layoutSize, indexSize, blobs), DefaultModTime)
 }
 
 // checkUnpacked refuses a directory that holds fewer bytes than the image

@@ -244,10 +244,15 @@ func (p *plan) encode(meta *Meta, index *v1.IndexManifest, mtime time.Time) erro
 		return fmt.Errorf("encoding %s: %w", IndexFile, err)
 	}
 	p.layout = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-	rest, err := p.lengthAfterMeta(mtime)
-	if err != nil {
-		return err
+	var files []File
+	for _, f := range p.files {
+		files = append(files, f.File)
 	}
+	var blobs []layoutBlob
+	for _, h := range p.blobs.sorted() {
+		blobs = append(blobs, layoutBlob{h.Hex, p.blobs.size[h]})
+	}
+	entries := layoutEntries(files, int64(len(p.layout)), int64(len(p.index)), blobs)
 	// manifest.json records the length of the tar it is the first entry
 	// of, its own included: encode until the recorded length is the
 	// length. The length only grows with the number's digits, so this
@@ -257,45 +262,18 @@ func (p *plan) encode(meta *Meta, index *v1.IndexManifest, mtime time.Time) erro
 			return fmt.Errorf("encoding %s: %w", ManifestFile, err)
 		}
 		p.meta = append(p.meta, '\n')
-		n, err := entryLength(header(ManifestFile, tar.TypeReg, modeFile, int64(len(p.meta)), mtime))
+		n, err := tarLength(int64(len(p.meta)), entries, mtime)
 		if err != nil {
 			return err
 		}
-		if rest+n == meta.ArchiveSize {
-			p.length = meta.ArchiveSize
+		if n == meta.ArchiveSize {
+			p.length = n
 			p.totalSize += int64(len(p.meta) + len(p.index) + len(p.layout))
 			return nil
 		}
-		meta.ArchiveSize = rest + n
+		meta.ArchiveSize = n
 	}
 	return fmt.Errorf("encoding %s: its archiveSize does not settle", ManifestFile)
-}
-
-// lengthAfterMeta is the length of every entry after manifest.json, in the
-// order write emits them, and the end-of-archive marker.
-func (p *plan) lengthAfterMeta(mtime time.Time) (int64, error) {
-	hdrs := []*tar.Header{}
-	for _, f := range p.files {
-		hdrs = append(hdrs, header(f.Name, tar.TypeReg, f.Mode, f.Size, mtime))
-	}
-	hdrs = append(hdrs,
-		header(PackagesDir+"/", tar.TypeDir, modeDir, 0, mtime),
-		header(OCILayoutFile, tar.TypeReg, modeFile, int64(len(p.layout)), mtime),
-		header(IndexFile, tar.TypeReg, modeFile, int64(len(p.index)), mtime),
-		header(BlobsDir+"/", tar.TypeDir, modeDir, 0, mtime),
-		header(BlobsSHA256+"/", tar.TypeDir, modeDir, 0, mtime))
-	for _, h := range p.blobs.sorted() {
-		hdrs = append(hdrs, header(BlobsSHA256+"/"+h.Hex, tar.TypeReg, modeFile, p.blobs.size[h], mtime))
-	}
-	total := int64(tarEnd)
-	for _, hdr := range hdrs {
-		n, err := entryLength(hdr)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
 }
 
 // sortedEntries orders entries canonically (packages, then images, each by
