@@ -49,7 +49,7 @@ func TestWriteDirModes(t *testing.T) {
 		rel, _ := filepath.Rel(dir, path)
 		seen[filepath.ToSlash(rel)] = true
 		// Literal modes, not the package's constants: this is the contract.
-		want := map[string]fs.FileMode{".crt": 0o644, ".pub": 0o644, ".key": 0o600, ".yaml": 0o600}[filepath.Ext(path)]
+		want := map[string]fs.FileMode{".crt": 0o600, ".pub": 0o600, ".key": 0o600, ".yaml": 0o600}[filepath.Ext(path)]
 		if d.IsDir() {
 			want = 0o700
 		}

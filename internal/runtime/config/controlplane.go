@@ -58,7 +58,7 @@ func APIServerArgs(n Node) ([]string, error) {
 		"--client-ca-file=" + ca,
 		"--anonymous-auth=false",
 		"--authorization-mode=Node,RBAC",
-		"--enable-admission-plugins=NodeRestriction",
+		"--enable-admission-plugins=NodeRestriction,EventRateLimit",
 		"--admission-control-config-file=" + p.AdmissionConfig,
 		"--allow-privileged=true",
 		"--profiling=false",
@@ -157,6 +157,9 @@ func ControllerManagerArgs(n Node) ([]string, error) {
 		"--cluster-signing-cert-file=" + ca,
 		"--cluster-signing-key-file=" + p.Key(pki.ClusterCAName),
 		"--profiling=false",
+		// Finished pods are collected past this many, not Kubernetes'
+		// 12500, which a small appliance's etcd should not have to hold.
+		"--terminated-pod-gc-threshold=1000",
 	}, kubeTLSFlags()...), nil
 }
 
@@ -188,7 +191,7 @@ func AdmissionConfig(n Node) ([]byte, error) {
 	cfg := map[string]any{
 		"apiVersion": "apiserver.config.k8s.io/v1",
 		"kind":       "AdmissionConfiguration",
-		"plugins": []any{map[string]any{
+		"plugins": []any{eventRateLimit(), map[string]any{
 			"name": "PodSecurity",
 			"configuration": map[string]any{
 				"apiVersion": "pod-security.admission.config.k8s.io/v1",
@@ -205,6 +208,24 @@ func AdmissionConfig(n Node) ([]byte, error) {
 		}},
 	}
 	return marshalYAML("admission config", cfg)
+}
+
+// eventRateLimit bounds how fast Events may be created, in all and per
+// namespace, so that a crashing workload's events cannot flood the API
+// server and etcd (CIS 1.2.9): far above what an install or a busy
+// appliance makes, far below a loop.
+func eventRateLimit() map[string]any {
+	return map[string]any{
+		"name": "EventRateLimit",
+		"configuration": map[string]any{
+			"apiVersion": "eventratelimit.admission.k8s.io/v1alpha1",
+			"kind":       "Configuration",
+			"limits": []any{
+				map[string]any{"type": "Server", "qps": 500, "burst": 1000},
+				map[string]any{"type": "Namespace", "qps": 100, "burst": 200, "cacheSize": 2000},
+			},
+		},
+	}
 }
 
 func marshalYAML(what string, v any) ([]byte, error) {

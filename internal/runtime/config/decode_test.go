@@ -111,8 +111,20 @@ func TestAdmissionConfigDecodes(t *testing.T) {
 	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
 		t.Fatalf("admission config: %v\n%s", err, data)
 	}
-	if len(cfg.Plugins) != 1 || cfg.Plugins[0].Name != "PodSecurity" || cfg.Plugins[0].Configuration == nil {
-		t.Fatalf("want one PodSecurity plugin, got %+v", cfg.Plugins)
+	if len(cfg.Plugins) != 2 || cfg.Plugins[0].Name != "EventRateLimit" || cfg.Plugins[1].Name != "PodSecurity" ||
+		cfg.Plugins[1].Configuration == nil {
+		t.Fatalf("want EventRateLimit and PodSecurity, got %+v", cfg.Plugins)
+	}
+	var erl struct {
+		APIVersion, Kind string
+		Limits           []struct {
+			Type       string
+			QPS, Burst int
+		}
+	}
+	if err := json.Unmarshal(cfg.Plugins[0].Configuration.Raw, &erl); err != nil || erl.Kind != "Configuration" ||
+		erl.APIVersion != "eventratelimit.admission.k8s.io/v1alpha1" || len(erl.Limits) != 2 || erl.Limits[0].QPS <= 0 {
+		t.Errorf("event rate limit config %+v (%v)", erl, err)
 	}
 	var ps struct {
 		APIVersion string            `json:"apiVersion"`
@@ -122,7 +134,7 @@ func TestAdmissionConfigDecodes(t *testing.T) {
 			Usernames, RuntimeClasses, Namespaces []string
 		} `json:"exemptions"`
 	}
-	if err := json.Unmarshal(cfg.Plugins[0].Configuration.Raw, &ps); err != nil {
+	if err := json.Unmarshal(cfg.Plugins[1].Configuration.Raw, &ps); err != nil {
 		t.Fatal(err)
 	}
 	if ps.Kind != "PodSecurityConfiguration" || ps.APIVersion != "pod-security.admission.config.k8s.io/v1" {

@@ -68,10 +68,8 @@ func TestBootstrapMaster(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("%s not written", f)
-		case (strings.HasSuffix(f, ".key") || strings.HasSuffix(f, ".conf")) && mode != 0o600:
+		case mode != 0o600: // keys, kubeconfigs and certificates alike (CIS 1.1.20)
 			t.Errorf("%s: mode %v, want 0600", f, mode)
-		case (strings.HasSuffix(f, ".crt") || strings.HasSuffix(f, ".pub")) && mode != 0o644:
-			t.Errorf("%s: mode %v, want 0644", f, mode)
 		}
 	}
 	for f := range got {
@@ -126,9 +124,9 @@ func TestIssueNodeWorker(t *testing.T) {
 	}
 	got := modes(t, w.Paths().PKI)
 	want := map[string]fs.FileMode{
-		"ca.crt": 0o644, "kubelet.crt": 0o644, "kubelet.key": 0o600, "kubelet-client.crt": 0o644,
-		"kubelet-client.key": 0o600, "kube-proxy.crt": 0o644, "kube-proxy.key": 0o600,
-		"registry-client.crt": 0o644, "registry-client.key": 0o600,
+		"ca.crt": 0o600, "kubelet.crt": 0o600, "kubelet.key": 0o600, "kubelet-client.crt": 0o600,
+		"kubelet-client.key": 0o600, "kube-proxy.crt": 0o600, "kube-proxy.key": 0o600,
+		"registry-client.crt": 0o600, "registry-client.key": 0o600,
 		"kubeconfig/kubelet.conf": 0o600, "kubeconfig/kube-proxy.conf": 0o600,
 	}
 	if len(got) != len(want) {
