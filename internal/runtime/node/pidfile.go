@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -70,6 +71,10 @@ func readPID(path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parsePID(path, data)
+}
+
+func parsePID(path string, data []byte) (int, error) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil || pid <= 1 {
 		return 0, fmt.Errorf("%s: bad pid %q", path, data)
@@ -97,7 +102,13 @@ func runningPID(runDir string) (int, error) {
 	if !errors.Is(err, syscall.EWOULDBLOCK) {
 		return 0, fmt.Errorf("node runtime: locking %s: %w", path, err)
 	}
-	pid, err := readPID(path)
+	// Read what is open, not the path again: a daemon stopping at this
+	// moment removes the file before it drops the lock.
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return 0, fmt.Errorf("node runtime: %s: %w", path, err)
+	}
+	pid, err := parsePID(path, data)
 	if err != nil {
 		return 0, fmt.Errorf("node runtime: %w", err)
 	}
