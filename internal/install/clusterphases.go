@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -187,9 +188,13 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	if err := s.labelNodes(ctx, c); err != nil {
 		return err
 	}
-	crb := config.KubeletCertRotationBinding()
-	if _, err := c.Kube.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("kubelet certificate rotation: %w", err)
+	if _, err := c.Kube.ClusterRoles().Create(ctx, config.CSRApproverRole(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("certificate approver role: %w", err)
+	}
+	for _, crb := range []*rbacv1.ClusterRoleBinding{config.KubeletCertRotationBinding(), config.CSRApproverBinding()} {
+		if _, err := c.Kube.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("certificate rotation: %w", err)
+		}
 	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
 		return err
@@ -230,7 +235,9 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 		return err
 	}
 	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c),
-		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})))
+		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})),
+		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.CSRApproverBinding().Name, metav1.DeleteOptions{})),
+		ignoreNotFound(c.Kube.ClusterRoles().Delete(ctx, config.CSRApproverRole().Name, metav1.DeleteOptions{})))
 }
 
 func ignoreNotFound(err error) error {

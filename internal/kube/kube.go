@@ -14,8 +14,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
@@ -117,6 +119,28 @@ func (c *Client) Deployments(ns string) Resource[appsv1.Deployment, appsv1.Deplo
 // ClusterRoleBindings are the cluster's role bindings.
 func (c *Client) ClusterRoleBindings() Resource[rbacv1.ClusterRoleBinding, rbacv1.ClusterRoleBindingList] {
 	return resource[rbacv1.ClusterRoleBinding, rbacv1.ClusterRoleBindingList](c, rbacv1.SchemeGroupVersion.WithKind("ClusterRoleBinding"), "clusterrolebindings", "")
+}
+
+// ClusterRoles reads and writes cluster roles.
+func (c *Client) ClusterRoles() Resource[rbacv1.ClusterRole, rbacv1.ClusterRoleList] {
+	return resource[rbacv1.ClusterRole, rbacv1.ClusterRoleList](c, rbacv1.SchemeGroupVersion.WithKind("ClusterRole"), "clusterroles", "")
+}
+
+// CertificateSigningRequests reads and writes CSRs (cluster-scoped).
+func (c *Client) CertificateSigningRequests() Resource[certv1.CertificateSigningRequest, certv1.CertificateSigningRequestList] {
+	return resource[certv1.CertificateSigningRequest, certv1.CertificateSigningRequestList](c,
+		certv1.SchemeGroupVersion.WithKind("CertificateSigningRequest"), "certificatesigningrequests", "")
+}
+
+// UpdateApproval writes csr's Approved or Denied condition through the
+// approval subresource, the only way to approve or deny one.
+func (c *Client) UpdateApproval(ctx context.Context, csr *certv1.CertificateSigningRequest) (*certv1.CertificateSigningRequest, error) {
+	r := c.CertificateSigningRequests()
+	u, err := r.unstructured(csr)
+	if err != nil {
+		return nil, err
+	}
+	return typed[certv1.CertificateSigningRequest](r.ri.Update(ctx, u, metav1.UpdateOptions{}, "approval"))
 }
 
 // PodLogs streams a container's log, as GET pods/log does: with follow it

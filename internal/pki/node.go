@@ -35,6 +35,8 @@ const (
 	// RegistryPusher is the cluster's own push path to its registry
 	// (export, upload, sync): the one identity the registry lets push.
 	RegistryPusher = "registry-pusher"
+	// CSRApprover approves kubelets' serving certificate requests.
+	CSRApprover = "csr-approver"
 	// Every node.
 	KubeletClient  = "kubelet-client"
 	KubeletServer  = "kubelet"
@@ -55,6 +57,8 @@ const (
 	// which may pull; RegistryPushers of those that may also push. The
 	// registry's gate checks the CA and these, not the common name.
 	RegistryClients = "gravity:registry-clients"
+	// CSRApproverUser is the approver's user name, which RBAC binds.
+	CSRApproverUser = "gravity:csr-approver"
 	RegistryPushers = "gravity:registry-pushers"
 )
 
@@ -170,6 +174,7 @@ func nodeProfiles(n Node) []profile {
 			IPs: []net.IP{n.IP, loopback}, Usages: UsageServer}},
 		profile{RegistryPusher, clusterCA, Request{CommonName: "registry-pusher:" + n.Name,
 			Organization: []string{RegistryPushers}, Usages: UsageClient}},
+		profile{CSRApprover, clusterCA, Request{CommonName: CSRApproverUser, Usages: UsageClient}},
 	)
 }
 

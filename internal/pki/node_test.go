@@ -57,6 +57,7 @@ func masterWants(name, ip, serviceIP, domain string) map[string]want {
 		Admin:                  {"cluster", "admin", []string{"system:masters"}, nil, "", UsageClient},
 		RegistryServer:         {"cluster", "registry.local", nil, []string{"registry.local", "localhost"}, ip + ",127.0.0.1", UsageServer},
 		RegistryPusher:         {"cluster", "registry-pusher:" + name, []string{"gravity:registry-pushers"}, nil, "", UsageClient},
+		CSRApprover:            {"cluster", "gravity:csr-approver", nil, nil, "", UsageClient},
 	} {
 		w[k] = v
 	}

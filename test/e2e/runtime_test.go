@@ -6,9 +6,16 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +44,8 @@ func TestRuntime(t *testing.T) {
 	c.waitNodeReady(h1)
 	t.Logf("node Ready %.1f s after gravity runtime start", time.Since(start).Seconds())
 	c.waitRunning(h1)
-	// What install's /rbac phase does for kubelets' certificate renewal.
-	rotation, err := config.KubeletCertRotationManifest()
+	// What install's /rbac phase does for kubelets' certificates.
+	rotation, err := config.CertRotationManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +161,54 @@ func testKubeletRotation(t *testing.T, c *cluster, h *testhost.Host, n config.No
 		t.Errorf("no approved CSR: %q", csrs)
 	}
 	c.waitNodeReady(h)
+
+	// Its serving certificate came the same way, approved by the master's
+	// approver: what the kubelet serves on :10250 is the cluster CA's, for
+	// the node's own name and address.
+	var serving *x509.Certificate
+	c.waitFor("the kubelet serving a certificate of the cluster CA", func() bool {
+		conn, err := tls.Dial("tcp", net.JoinHostPort(h.IP.String(), "10250"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		serving = conn.ConnectionState().PeerCertificates[0]
+		return serving.CheckSignatureFrom(ca.Cert) == nil
+	})
+	if serving.Subject.CommonName != "system:node:"+n.Name || len(serving.IPAddresses) == 0 || !serving.IPAddresses[0].Equal(h.IP.AsSlice()) {
+		t.Errorf("serving certificate CN=%q IPs=%v", serving.Subject.CommonName, serving.IPAddresses)
+	}
+	// A request that is not a node's for itself is denied, with the reason.
+	c.apply("foreign-csr", foreignCSR(t, n.Name))
+	c.waitFor("the foreign request denied", func() bool {
+		out, _ := c.tryKubectl("get", "csr", "e2e-foreign", "-o", "jsonpath={.status.conditions[0].type} {.status.conditions[0].message}")
+		return strings.HasPrefix(out, "Denied") && strings.Contains(out, "not by a node")
+	})
+}
+
+// foreignCSR is a kubelet-serving request for a node's name sent by the
+// admin, not by the node.
+func foreignCSR(t *testing.T, nodeName string) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:     pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
+		IPAddresses: []net.IP{net.ParseIP(nodeName)}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	return fmt.Sprintf(`apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata:
+  name: e2e-foreign
+spec:
+  signerName: kubernetes.io/kubelet-serving
+  usages: [digital signature, key encipherment, server auth]
+  request: %s
+`, req)
 }
 
 // reach runs a Job on nodeName that fetches the web pod's page by its pod

@@ -3,16 +3,65 @@ package gravity
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/runtime/csrapprove"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/runtime/podnet"
 )
+
+// csrApproverCommand is a master's approver of kubelets' serving
+// certificate requests, which the runtime supervises (node.CSRApprover).
+// Not for people.
+func csrApproverCommand() *cobra.Command {
+	var kubeconfig, health string
+	cmd := &cobra.Command{
+		Use:    node.CSRApproverCommand,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := clientFrom(kubeconfig)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			stop, err := serveHealth(health)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			return csrapprove.Approver{Client: client, Log: log}.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "the approver's credentials")
+	cmd.Flags().StringVar(&health, "health-addr", "", "loopback host:port for /healthz")
+	_ = cmd.MarkFlagRequired("kubeconfig")
+	return cmd
+}
+
+// serveHealth answers /healthz on addr while the component runs.
+func serveHealth(addr string) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
 
 // podNetworkCommand is the node's pod network agent, which the runtime
 // supervises (node.PodNetwork). Not for people.

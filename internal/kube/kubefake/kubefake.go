@@ -6,6 +6,7 @@ package kubefake
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	certv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,7 +26,7 @@ func NewClient(objs ...runtime.Object) (*kube.Client, *dynamicfake.FakeDynamicCl
 // server's handler for /api/v1/namespaces/NS/pods/NAME/log.
 func NewClientWithLogs(logs *rest.Config, objs ...runtime.Object) (*kube.Client, *dynamicfake.FakeDynamicClient) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, appsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, batchv1.AddToScheme, rbacv1.AddToScheme, appsv1.AddToScheme, certv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}

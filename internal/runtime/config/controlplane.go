@@ -15,6 +15,7 @@ const (
 	KubeconfigScheduler         = "scheduler"
 	KubeconfigKubelet           = "kubelet"
 	KubeconfigKubeProxy         = "kube-proxy"
+	KubeconfigCSRApprover       = "csr-approver"
 )
 
 // Pod Security levels the admission configuration applies cluster-wide.
@@ -160,6 +161,9 @@ func ControllerManagerArgs(n Node) ([]string, error) {
 		// Finished pods are collected past this many, not Kubernetes'
 		// 12500, which a small appliance's etcd should not have to hold.
 		"--terminated-pod-gc-threshold=1000",
+		// On by default (beta) since 1.12; said explicitly, as the CIS
+		// benchmark asks, since kubelets' serving certificates rotate.
+		"--feature-gates=RotateKubeletServerCertificate=true",
 	}, kubeTLSFlags()...), nil
 }
 

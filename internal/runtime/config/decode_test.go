@@ -46,9 +46,8 @@ func TestKubeletConfigDecodes(t *testing.T) {
 			{"client CA", cfg.Authentication.X509.ClientCAFile == "/var/lib/gravity/secrets/ca.crt"},
 			{"webhook authz", cfg.Authorization.Mode == kubeletv1beta1.KubeletAuthorizationModeWebhook},
 			{"read-only port off", cfg.ReadOnlyPort == 0},
-			// The client certificate rotates through a CSR; serving certificates
-			// stay ours until their CSRs can be checked for the node's own names.
-			{"client rotation only", cfg.RotateCertificates && !cfg.ServerTLSBootstrap},
+			// Client and serving certificates rotate through CSRs.
+			{"rotation", cfg.RotateCertificates && cfg.ServerTLSBootstrap},
 			{"serving cert", cfg.TLSCertFile == "/var/lib/gravity/secrets/kubelet.crt"},
 			{"podCIDR", cfg.PodCIDR == "10.244.3.0/24"},
 			{"runtime", cfg.ContainerRuntimeEndpoint == "unix:///run/gravity/containerd/containerd.sock"},

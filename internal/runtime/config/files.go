@@ -22,6 +22,7 @@ var kubeconfigUsers = []struct {
 	{KubeconfigScheduler, pki.Scheduler, "system:kube-scheduler", true},
 	{KubeconfigKubelet, pki.KubeletClient, "system:node:", false},
 	{KubeconfigKubeProxy, pki.KubeProxy, "system:kube-proxy", false},
+	{KubeconfigCSRApprover, pki.CSRApprover, pki.CSRApproverUser, true},
 }
 
 // Kubeconfigs are the kubeconfigs of node n's components keyed by their

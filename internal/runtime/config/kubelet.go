@@ -68,7 +68,9 @@ func KubeletConfig(n Node) ([]byte, error) {
 		// The client certificate is renewed through a CSR to the API
 		// (KubeletCertRotationBinding) well before it expires.
 		"rotateCertificates": true,
-		"serverTLSBootstrap": false,
+		// The serving certificate too, approved by the masters'
+		// approver for the node's own names and addresses only.
+		"serverTLSBootstrap": true,
 		"authentication": map[string]any{
 			"anonymous": map[string]any{"enabled": false},
 			"webhook":   map[string]any{"enabled": true, "cacheTTL": "2m0s"},

@@ -61,7 +61,8 @@ func TestBootstrapMaster(t *testing.T) {
 		"front-proxy-client.key", "controller-manager.key", "scheduler.key", "admin.key", "registry.key",
 		"kubelet.key", "kubelet-client.key", "kube-proxy.key", "registry-client.key",
 		"kubeconfig/admin.conf", "kubeconfig/controller-manager.conf", "kubeconfig/scheduler.conf",
-		"kubeconfig/kubelet.conf", "kubeconfig/kube-proxy.conf",
+		"kubeconfig/kubelet.conf", "kubeconfig/kube-proxy.conf", "kubeconfig/csr-approver.conf", "csr-approver.key",
+		"registry-pusher.key",
 	}
 	for _, f := range want {
 		mode, ok := got[f]

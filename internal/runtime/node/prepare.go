@@ -97,7 +97,8 @@ func checkSecrets(root string, n config.Node) error {
 			p.Key(pki.ServiceAccountKeyName), p.EncryptionConfig)
 		pairs = append(pairs, pki.EtcdServer, pki.EtcdPeer, pki.APIServerEtcdClient, pki.APIServer,
 			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer)
-		kubeconfigs = append(kubeconfigs, config.KubeconfigAdmin, config.KubeconfigControllerManager, config.KubeconfigScheduler)
+		kubeconfigs = append(kubeconfigs, config.KubeconfigAdmin, config.KubeconfigControllerManager, config.KubeconfigScheduler,
+			config.KubeconfigCSRApprover)
 	}
 	for _, pair := range pairs {
 		need = append(need, p.Cert(pair), p.Key(pair))

@@ -33,6 +33,7 @@ func TestProbes(t *testing.T) {
 		PodNetwork:        {URL: "http://127.0.0.1:10263/healthz"},
 		Registry:          {URL: "unix://" + p.RegistrySocket},
 		RegistryGate:      with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
+		CSRApprover:       {URL: "http://127.0.0.1:10264/healthz"},
 	}
 	got, err := Probes(m)
 	if err != nil {

@@ -26,6 +26,7 @@ const (
 	PodNetwork        = "pod-network"
 	Registry          = "registry"
 	RegistryGate      = "registry-gate"
+	CSRApprover       = "csr-approver"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -39,6 +40,7 @@ const (
 	KubeProxyHealthzPort  = 10256
 	KubeProxyMetricsPort  = 10249
 	PodNetworkHealthzPort = 10263
+	CSRApproverHealthPort = 10264
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
 )
@@ -92,6 +94,9 @@ var components = []component{
 	// and decides who may pull and who may push.
 	{Registry, true, "registry", config.RegistryArgs, registrySocketProbe, nil},
 	{RegistryGate, true, gravityBinary, config.RegistryGateArgs, registryProbe, []int{config.RegistryPort}},
+	// Approves kubelets' serving certificate requests; nothing waits on it
+	// but kubelets' serving endpoints (logs, exec).
+	{CSRApprover, true, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -197,6 +202,15 @@ func EtcdClusterState(n config.Node) config.ClusterState {
 }
 
 func etcdArgs(n config.Node) ([]string, error) { return config.EtcdArgs(n, EtcdClusterState(n)) }
+
+// CSRApproverCommand is the hidden `gravity runtime` subcommand that runs
+// the approver (csrapprove.Approver).
+const CSRApproverCommand = "csr-approver"
+
+func csrApproverArgs(n config.Node) ([]string, error) {
+	return []string{"runtime", CSRApproverCommand, "--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigCSRApprover),
+		"--health-addr", hostPort(loopback, CSRApproverHealthPort)}, nil
+}
 
 func podNetworkArgs(n config.Node) ([]string, error) {
 	return []string{"runtime", PodNetworkCommand,
