@@ -28,7 +28,8 @@ const renewReadyTimeout = 2 * time.Minute
 // read their certificates only at start. Pods keep running throughout
 // (kubelet's restart leaves them be); the API is away for the seconds
 // kube-apiserver takes to restart on a single master. Workers hold no CA
-// keys: theirs are renewed from a master (the join issue's agents).
+// keys: theirs are to be renewed from a master, by the agents `gravity
+// join` brings.
 func RenewCertificates(ctx context.Context, root string, n config.Node, out io.Writer) error {
 	n, err := n.WithDefaults()
 	if err != nil {
