@@ -41,7 +41,7 @@ func TestToken(t *testing.T) {
 		t.Fatal("token read before any was saved")
 	}
 	for _, want := range []string{"first", "second"} { // the second replaces
-		if err := SaveToken(ctx, c, want); err != nil {
+		if err := SaveToken(ctx, c, JoinToken{Token: want}); err != nil {
 			t.Fatal(err)
 		}
 		// The fake keeps StringData as it was sent, where the API server
@@ -58,6 +58,40 @@ func TestToken(t *testing.T) {
 		if err := DeleteToken(ctx, c); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestTokenExpires: the expiry is stored beside the token and read back;
+// Expired follows it.
+func TestTokenExpires(t *testing.T) {
+	ctx := context.Background()
+	c := fakeClients(t)
+	exp := time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC)
+	if err := SaveToken(ctx, c, JoinToken{Token: "tok", Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	// The fake keeps StringData; the API server would move it to Data.
+	s, err := c.Kube.Secrets(Namespace).Get(ctx, tokenName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data = map[string][]byte{"token": []byte(s.StringData["token"]), "expires": []byte(s.StringData["expires"])}
+	if _, err := c.Kube.Secrets(Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Token(ctx, c)
+	if err != nil || got.Token != "tok" || !got.Expires.Equal(exp) {
+		t.Fatalf("Token = %+v, %v", got, err)
+	}
+	if got.Expired(exp.Add(-time.Second)) || !got.Expired(exp) || (JoinToken{Token: "x"}).Expired(exp) {
+		t.Error("Expired is wrong")
+	}
+	s.Data["expires"] = []byte("tomorrow")
+	if _, err := c.Kube.Secrets(Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Token(ctx, c); err == nil {
+		t.Error("a bad expiry was read")
 	}
 }
 

@@ -223,10 +223,24 @@ func Operations(ctx context.Context, c Clients) ([]*plan.Plan, error) {
 	return out, nil
 }
 
-// SaveToken stores the join token as a Secret.
-func SaveToken(ctx context.Context, c Clients, token string) error {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenName, Namespace: Namespace},
-		StringData: map[string]string{"token": token}}
+// JoinToken admits nodes to the cluster (and install agents to their
+// installer). It may expire: a token handed out for one expansion need not
+// admit nodes forever.
+type JoinToken struct {
+	Token   string
+	Expires time.Time // zero: never
+}
+
+// Expired says whether the token no longer admits anyone at now.
+func (t JoinToken) Expired(now time.Time) bool { return !t.Expires.IsZero() && !now.Before(t.Expires) }
+
+// SaveToken stores the join token, and its expiry, as a Secret.
+func SaveToken(ctx context.Context, c Clients, t JoinToken) error {
+	data := map[string]string{"token": t.Token}
+	if !t.Expires.IsZero() {
+		data["expires"] = t.Expires.UTC().Format(time.RFC3339)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenName, Namespace: Namespace}, StringData: data}
 	_, err := c.Kube.Secrets(Namespace).Create(ctx, s, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = c.Kube.Secrets(Namespace).Update(ctx, s, metav1.UpdateOptions{})
@@ -235,12 +249,18 @@ func SaveToken(ctx context.Context, c Clients, token string) error {
 }
 
 // Token reads the join token.
-func Token(ctx context.Context, c Clients) (string, error) {
+func Token(ctx context.Context, c Clients) (JoinToken, error) {
 	s, err := c.Kube.Secrets(Namespace).Get(ctx, tokenName, metav1.GetOptions{})
 	if err != nil {
-		return "", err
+		return JoinToken{}, err
 	}
-	return string(s.Data["token"]), nil
+	t := JoinToken{Token: string(s.Data["token"])}
+	if raw := string(s.Data["expires"]); raw != "" {
+		if t.Expires, err = time.Parse(time.RFC3339, raw); err != nil {
+			return JoinToken{}, fmt.Errorf("join token expiry %q: %w", raw, err)
+		}
+	}
+	return t, nil
 }
 
 // DeleteToken removes the token Secret.

@@ -24,11 +24,14 @@ const (
 
 // Status is what `gravity status` shows.
 type Status struct {
-	Info       Info             `json:"cluster"`
-	Token      string           `json:"joinToken,omitempty"`
-	Endpoints  []Endpoint       `json:"endpoints"`
-	Nodes      []NodeStatus     `json:"nodes"`
-	Operations []OperationBrief `json:"operations"`
+	Info  Info   `json:"cluster"`
+	Token string `json:"joinToken,omitempty"`
+	// TokenExpires is when the join token stops admitting nodes; zero
+	// when it never does.
+	TokenExpires time.Time        `json:"joinTokenExpires,omitzero"`
+	Endpoints    []Endpoint       `json:"endpoints"`
+	Nodes        []NodeStatus     `json:"nodes"`
+	Operations   []OperationBrief `json:"operations"`
 	// ExpiringCertificates are this node's certificates that expire
 	// within pki.RenewWithin, soonest first.
 	ExpiringCertificates []pki.Expiry `json:"expiringCertificates,omitempty"`
@@ -76,9 +79,11 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 		return st, err
 	}
 	st.Info = info
-	if st.Token, err = Token(ctx, c); err != nil {
+	t, err := Token(ctx, c)
+	if err != nil {
 		return st, fmt.Errorf("reading the join token: %w", err)
 	}
+	st.Token, st.TokenExpires = t.Token, t.Expires
 	nodes, err := c.Kube.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return st, fmt.Errorf("listing nodes: %w", err)

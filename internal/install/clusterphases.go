@@ -199,7 +199,7 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
 		return err
 	}
-	if err := cluster.SaveToken(ctx, c, s.cfg.Token); err != nil {
+	if err := cluster.SaveToken(ctx, c, cluster.JoinToken{Token: s.cfg.Token, Expires: s.cfg.TokenExpires}); err != nil {
 		return err
 	}
 	return cluster.SaveInfo(ctx, c, s.info("installing"))

@@ -23,14 +23,17 @@ import (
 // Config is an install operation's parameters, fixed when it is planned and
 // persisted beside the plan; every phase reads what it needs from it.
 type Config struct {
-	OperationID   string    `json:"operationID"`
-	ClusterName   string    `json:"clusterName"`
-	AppName       string    `json:"appName"`
-	AppVersion    string    `json:"appVersion"`
-	AppPackage    string    `json:"appPackage"`  // "gravitational.io/cluster-image:0.0.1"
-	BaseVersion   string    `json:"baseVersion"` // gravity version of the runtime package
-	StateDir      string    `json:"stateDir"`
-	Token         string    `json:"token"`
+	OperationID string `json:"operationID"`
+	ClusterName string `json:"clusterName"`
+	AppName     string `json:"appName"`
+	AppVersion  string `json:"appVersion"`
+	AppPackage  string `json:"appPackage"`  // "gravitational.io/cluster-image:0.0.1"
+	BaseVersion string `json:"baseVersion"` // gravity version of the runtime package
+	StateDir    string `json:"stateDir"`
+	Token       string `json:"token"`
+	// TokenExpires is when Token stops admitting agents and nodes; zero:
+	// never (--token-ttl).
+	TokenExpires  time.Time `json:"tokenExpires,omitzero"`
 	CloudProvider string    `json:"cloudProvider"`
 	PodCIDR       string    `json:"podCIDR"`
 	ServiceCIDR   string    `json:"serviceCIDR"`

@@ -3,6 +3,7 @@ package install
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/manifest"
@@ -184,5 +185,20 @@ func TestPinnedImage(t *testing.T) {
 	}
 	if got := pinnedImage(meta, "registry.local:5000/gravitational/coredns"); got != "" {
 		t.Errorf("an image the cluster image lacks: %q", got)
+	}
+}
+
+func TestTokenTTL(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want string
+	}{
+		{time.Minute, "must live at least 10m0s"},
+		{-time.Hour, "must live at least"},
+	} {
+		_, err := newConfig(Options{CloudProvider: "generic", TokenTTL: tc.ttl}, &clusterimage.Meta{}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--token-ttl=%s: %v, want %q", tc.ttl, err, tc.want)
+		}
 	}
 }

@@ -24,10 +24,13 @@ import (
 
 // Options are `gravity install`'s flags.
 type Options struct {
-	ImageDir        string // the unpacked cluster image
-	StateDir        string
-	AdvertiseAddr   string
-	Token           string
+	ImageDir      string // the unpacked cluster image
+	StateDir      string
+	AdvertiseAddr string
+	Token         string
+	// TokenTTL, when set, makes the join token expire that long after the
+	// install starts.
+	TokenTTL        time.Duration
 	Cluster         string
 	CloudProvider   string
 	PodCIDR         string
@@ -213,6 +216,9 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 	if err := checkToken(o.Token); err != nil {
 		return Config{}, err
 	}
+	if o.TokenTTL != 0 && o.TokenTTL < minTokenTTL {
+		return Config{}, fmt.Errorf("--token-ttl=%s: a join token must live at least %s (it admits the install's own agents too); leave it out for one that does not expire", o.TokenTTL, minTokenTTL)
+	}
 	ip, err := advertiseAddr(o.AdvertiseAddr)
 	if err != nil {
 		return Config{}, err
@@ -232,6 +238,9 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = clusterName()
+	}
+	if o.TokenTTL > 0 {
+		c.TokenExpires = c.Created.Add(o.TokenTTL).Truncate(time.Second)
 	}
 	subnet, err := nodeSubnet(c.PodCIDR, 0)
 	if err != nil {
@@ -269,6 +278,10 @@ func installerAddr(nodes []Node) string {
 	}
 	return net.JoinHostPort(host, fmt.Sprint(AgentPort))
 }
+
+// minTokenTTL is the shortest life a join token may be given: an install
+// takes a minute or two, and its agents present the token too.
+const minTokenTTL = 10 * time.Minute
 
 // minTokenLen keeps a chosen join token from being guessable: whoever
 // holds it can join a node to the cluster.

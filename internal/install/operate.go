@@ -131,7 +131,7 @@ func startServer(cfg Config, log *slog.Logger) (*agent.Server, agentCreds, func(
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{srvKP.TLSCertificate()}, ClientCAs: ca.Pool(),
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
-	srv, err := agent.NewServer(agent.ServerConfig{TLS: tlsCfg, Token: cfg.Token, Log: log})
+	srv, err := agent.NewServer(agent.ServerConfig{TLS: tlsCfg, Token: cfg.Token, TokenExpires: cfg.TokenExpires, Log: log})
 	if err != nil {
 		return nil, agentCreds{}, nil, err
 	}

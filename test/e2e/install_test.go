@@ -277,7 +277,7 @@ func largestBlob(t *testing.T, dir string) string {
 func testKillResume(t *testing.T, ih *installHost, image string) {
 	ip := ih.h.IP.String()
 	start := time.Now()
-	ih.killDuring("/pull/"+ip, filepath.Join(image, "gravity"), "install", "--cloud-provider=generic")
+	ih.killDuring("/pull/"+ip, filepath.Join(image, "gravity"), "install", "--cloud-provider=generic", "--token-ttl=24h")
 	// The runtime is its own process: killing the installer leaves it be.
 	ih.killDuring("/masters/"+ip+"/runtime", filepath.Join(image, "gravity"), "plan", "resume")
 	ih.killDuring("/runtime/dns-app", "/usr/local/bin/gravity", "plan", "resume")
@@ -389,6 +389,9 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 		if !strings.Contains(status, want) {
 			t.Errorf("gravity status lacks %q", want)
 		}
+	}
+	if line := grepLine(status, "Join token expires:"); !strings.Contains(line, "(in 23h") && !strings.Contains(line, "(in 24h") {
+		t.Errorf("gravity status: join token expiry line %q, want it about 24h away (--token-ttl=24h)", line)
 	}
 	token := strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))
 	if line := grepLine(status, "Join token:"); token == "" || strings.Fields(line)[len(strings.Fields(line))-1] != token {

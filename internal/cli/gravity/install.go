@@ -49,6 +49,7 @@ anything changes: if it fails or is interrupted, fix the problem and run
 	f := cmd.Flags()
 	f.StringVar(&o.AdvertiseAddr, "advertise-addr", "", "the IP address this node is reached at by the other nodes and clients (default: its only IPv4 address)")
 	f.StringVar(&o.Token, "token", "", "the join token agents and joining nodes present (at least 12 letters, digits, -, _ or .; default: a random one)")
+	f.DurationVar(&o.TokenTTL, "token-ttl", 0, "make the join token expire this long after the install starts (at least 10m; default: never)")
 	f.StringVar(&o.Cluster, "cluster", "", "the cluster's name (default: a generated one, e.g. bravefalcon1234)")
 	f.StringVar(&o.CloudProvider, "cloud-provider", o.CloudProvider, "cloud integration: generic (bare metal, no cloud integration) is the only one supported")
 	f.StringVar(&o.PodCIDR, "pod-network-cidr", config.DefaultPodCIDR, "the pod network; each node takes a /24 of it")

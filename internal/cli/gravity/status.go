@@ -53,6 +53,13 @@ func printClusterStatus(w io.Writer, st cluster.Status) error {
 	fmt.Fprintf(tw, "Application:\t%s, version %s\n", st.Info.App, st.Info.AppVersion)
 	fmt.Fprintf(tw, "Gravity version:\t%s\n", version.Version)
 	fmt.Fprintf(tw, "Join token:\t%s\n", st.Token)
+	if !st.TokenExpires.IsZero() {
+		when := "expired"
+		if left := time.Until(st.TokenExpires); left > 0 {
+			when = "in " + humanDuration(left)
+		}
+		fmt.Fprintf(tw, "Join token expires:\t%s (%s)\n", st.TokenExpires.Local().Format(time.RFC1123), when)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

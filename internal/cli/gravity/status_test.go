@@ -46,6 +46,41 @@ func TestPrintClusterStatus(t *testing.T) {
 	}
 }
 
+// TestPrintTokenExpiry: the expiry has a line of its own, and the token
+// stays the last field of its line, as scripts cut it.
+func TestPrintTokenExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		expires time.Time
+		want    string
+	}{
+		{time.Time{}, ""},
+		{time.Now().Add(25 * time.Hour), "(in 25h"},
+		{time.Now().Add(-time.Minute), "(expired)"},
+	} {
+		var b strings.Builder
+		st := cluster.Status{Token: "6ab6d807010e", TokenExpires: tc.expires}
+		if err := printClusterStatus(&b, st); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		var tokenLine, expiryLine string
+		for _, line := range strings.Split(out, "\n") {
+			switch {
+			case strings.HasPrefix(line, "Join token:"):
+				tokenLine = line
+			case strings.HasPrefix(line, "Join token expires:"):
+				expiryLine = line
+			}
+		}
+		if f := strings.Fields(tokenLine); len(f) == 0 || f[len(f)-1] != "6ab6d807010e" {
+			t.Errorf("token line %q", tokenLine)
+		}
+		if (tc.want == "") != (expiryLine == "") || !strings.Contains(expiryLine, tc.want) {
+			t.Errorf("expiry line %q, want %q", expiryLine, tc.want)
+		}
+	}
+}
+
 // TestPrintExpiring: certificates due within the window are named with
 // when they expire and how to renew; none, no section.
 func TestPrintExpiring(t *testing.T) {

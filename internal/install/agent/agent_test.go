@@ -688,3 +688,34 @@ func TestOSName(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenExpiry: the right token is refused from its expiry on, by a
+// clock, not by waiting.
+func TestTokenExpiry(t *testing.T) {
+	p := newTestPKI(t)
+	expires := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		now  time.Time
+		want codes.Code
+	}{
+		{expires.Add(-time.Second), codes.OK},
+		{expires, codes.Unauthenticated},
+		{expires.Add(time.Hour), codes.Unauthenticated},
+	} {
+		srv, err := NewServer(ServerConfig{TLS: p.serverTLS(), Token: testToken, TokenExpires: expires, Log: testLog(),
+			now: func() time.Time { return tc.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		err = rawConnect(t, ln.Addr().String(), p.clientTLS(), testToken)
+		srv.Stop()
+		if got := status.Code(err); got != tc.want || tc.want != codes.OK && !strings.Contains(err.Error(), "expired") {
+			t.Errorf("at %v: %v, want %v", tc.now, err, tc.want)
+		}
+	}
+}

@@ -37,16 +37,22 @@ type ServerConfig struct {
 	// TLS holds the server certificate and must require and verify client
 	// certificates against ClientCAs.
 	TLS *tls.Config
-	// Token is the join token every agent must present.
-	Token string
-	Log   *slog.Logger
+	// Token is the join token every agent must present; from
+	// TokenExpires on (when set) it admits no one.
+	Token        string
+	TokenExpires time.Time
+	Log          *slog.Logger
+	// now is the clock, for tests.
+	now func() time.Time
 }
 
 // Server accepts agent connections. It lives in the installer.
 type Server struct {
-	log   *slog.Logger
-	token [sha256.Size]byte
-	grpc  *grpc.Server
+	log     *slog.Logger
+	token   [sha256.Size]byte
+	expires time.Time
+	now     func() time.Time
+	grpc    *grpc.Server
 
 	mu    sync.Mutex
 	peers map[string]*Peer // by NodeInfo.AdvertiseIP
@@ -76,6 +82,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		log:     log.With("component", "agent-server"),
 		token:   sha256.Sum256([]byte(cfg.Token)),
+		expires: cfg.TokenExpires,
+		now:     cfg.now,
 		peers:   make(map[string]*Peer),
 		changed: make(chan struct{}),
 	}
@@ -169,6 +177,13 @@ func (s *Server) authenticate(ctx context.Context) error {
 	got := sha256.Sum256([]byte(vals[0]))
 	if subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
 		return status.Error(codes.Unauthenticated, "invalid join token")
+	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	if !s.expires.IsZero() && !now().Before(s.expires) {
+		return status.Errorf(codes.Unauthenticated, "the join token expired at %s", s.expires.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
