@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/plan"
 )
 
 // fakeClients is a cluster on client-go's fake dynamic client, with
@@ -99,10 +99,10 @@ func TestOperationsNewestFirst(t *testing.T) {
 	ctx := context.Background()
 	c := fakeClients(t)
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	older := &plan.Plan{OperationID: "a", OperationType: "install", Created: t0,
-		Phases: []*plan.Phase{{ID: "/init", State: plan.Completed, Finished: t0.Add(time.Minute)}}}
-	newer := &plan.Plan{OperationID: "b", OperationType: "upgrade", Created: t0.Add(time.Hour),
-		Phases: []*plan.Phase{{ID: "/init", State: plan.Failed}}}
+	older := &plan.Plan{Version: plan.SchemaVersion, OperationID: "a", OperationType: "install", Created: t0,
+		Phases: []*plan.Phase{{ID: "/init", Type: "init", State: plan.Completed, Finished: t0.Add(time.Minute)}}}
+	newer := &plan.Plan{Version: plan.SchemaVersion, OperationID: "b", OperationType: "upgrade", Created: t0.Add(time.Hour),
+		Phases: []*plan.Phase{{ID: "/init", Type: "init", State: plan.Failed}}}
 	for _, p := range []*plan.Plan{older, newer, older} { // saving again replaces
 		if err := SaveOperation(ctx, c, p); err != nil {
 			t.Fatal(err)
@@ -167,8 +167,8 @@ func TestReadStatus(t *testing.T) {
 	if err := SaveInfo(ctx, c, info); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveOperation(ctx, c, &plan.Plan{OperationID: "op1", OperationType: "install",
-		Phases: []*plan.Phase{{ID: "/init", State: plan.Completed}}}); err != nil {
+	if err := SaveOperation(ctx, c, &plan.Plan{Version: plan.SchemaVersion, OperationID: "op1", OperationType: "install",
+		Phases: []*plan.Phase{{ID: "/init", Type: "init", State: plan.Completed}}}); err != nil {
 		t.Fatal(err)
 	}
 	var asked []string

@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/plan"
 )
 
 // The API group of gravity's resources.

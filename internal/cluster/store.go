@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/plan"
 )
 
 // Store is an operation's plan store that keeps the plan on the local

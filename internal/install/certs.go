@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 )

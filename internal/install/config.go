@@ -16,7 +16,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
 

@@ -9,46 +9,50 @@ import (
 	"strings"
 
 	"github.com/opengravity/gravity/internal/install/agent"
-	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/plan"
 )
 
-// executors maps each phase of c's plan to what runs it: node phases go
-// to the node's install agent, the rest run in the installer.
-func executors(c Config, agents *agent.Server, imageDir string, out, log io.Writer) plan.Executors {
+// executors registers what runs each phase type of the install: node
+// types go to the phase's node through its agent, the rest run in the
+// installer.
+func executors(c Config, agents *agent.Server, imageDir string, out, log io.Writer) plan.Registry {
 	s := step{cfg: c, imageDir: imageDir, out: out}
-	return func(ph *plan.Phase) (plan.Executor, error) {
-		id := ph.ID
-		switch {
-		case id == phaseInit:
-			return initStep{s}, nil
-		case id == phaseConfigure:
-			return configureStep{s}, nil
-		case id == phaseChecks:
-			return allNodes{s: s, id: id, agents: agents, log: log}, nil
-		case ph.Node != "":
-			return onNode{s: s, id: id, node: ph.Node, agents: agents, log: log}, nil
-		case id == phaseWait:
-			return waitStep{s}, nil
-		case id == phaseRBAC:
-			return rbacStep{s}, nil
-		case id == phaseCoreDNS:
-			return corednsStep{s}, nil
-		case id == phaseHealth:
-			return healthStep{s}, nil
-		case strings.HasPrefix(id, phaseRuntime+"/"):
-			return appStep{step: s, app: strings.TrimPrefix(id, phaseRuntime+"/")}, nil
-		case strings.HasPrefix(id, phaseApp+"/"):
-			return appStep{step: s, app: strings.TrimPrefix(id, phaseApp+"/")}, nil
-		}
-		return nil, fmt.Errorf("no executor for phase %s", id)
+	r := plan.Registry{}
+	installer := func(f func() plan.Executor) plan.Factory {
+		return func(*plan.Phase) (plan.Executor, error) { return f(), nil }
 	}
+	r.Register(typeInit, installer(func() plan.Executor { return initStep{s} }))
+	r.Register(typeConfigure, installer(func() plan.Executor { return configureStep{s} }))
+	r.Register(typeWait, installer(func() plan.Executor { return waitStep{s} }))
+	r.Register(typeRBAC, installer(func() plan.Executor { return rbacStep{s} }))
+	r.Register(typeCoreDNS, installer(func() plan.Executor { return corednsStep{s} }))
+	r.Register(typeHealth, installer(func() plan.Executor { return healthStep{s} }))
+	r.Register(typeChecks, func(ph *plan.Phase) (plan.Executor, error) {
+		return allNodes{s: s, ph: ph, agents: agents, log: log}, nil
+	})
+	r.Register(typeApp, func(ph *plan.Phase) (plan.Executor, error) {
+		name := ph.Data[dataApp]
+		if name == "" {
+			return nil, fmt.Errorf("phase %s names no app", ph.ID)
+		}
+		return appStep{step: s, app: name}, nil
+	})
+	for _, t := range nodeTypes {
+		r.Register(t, func(ph *plan.Phase) (plan.Executor, error) {
+			if ph.Node == "" {
+				return nil, fmt.Errorf("phase %s of type %s names no node", ph.ID, ph.Type)
+			}
+			return onNode{s: s, ph: ph, node: ph.Node, agents: agents, log: log}, nil
+		})
+	}
+	return r
 }
 
 // onNode runs a node phase through the node's agent, as `gravity install
 // phase`, sending the operation config (and for bootstrap the CA set).
 type onNode struct {
 	s      step
-	id     string
+	ph     *plan.Phase
 	node   string
 	agents *agent.Server
 	log    io.Writer
@@ -62,8 +66,8 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 	if peer == nil {
 		return fmt.Errorf("the agent of node %s is not connected", o.node)
 	}
-	in := PhaseInput{Config: o.s.cfg, Node: o.node}
-	if strings.HasPrefix(o.id, phaseBootstrap+"/") && !rollback {
+	in := PhaseInput{Config: o.s.cfg, Node: o.node, Type: o.ph.Type}
+	if o.ph.Type == typeBootstrap && !rollback {
 		files, err := caFiles(o.s.cfg.PKIDir())
 		if err != nil {
 			return fmt.Errorf("reading the cluster CA: %w", err)
@@ -74,7 +78,7 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 	if err != nil {
 		return err
 	}
-	args := []string{agent.SelfExecutable, "install", "phase", o.id}
+	args := []string{agent.SelfExecutable, "install", "phase", o.ph.ID}
 	if rollback {
 		args = append(args, "--rollback")
 	}
@@ -93,14 +97,14 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 // allNodes runs a phase on every node's agent, in turn.
 type allNodes struct {
 	s      step
-	id     string
+	ph     *plan.Phase
 	agents *agent.Server
 	log    io.Writer
 }
 
 func (a allNodes) each(ctx context.Context, rollback bool) error {
 	for _, n := range a.s.cfg.Nodes {
-		o := onNode{s: a.s, id: a.id, node: n.IP, agents: a.agents, log: a.log}
+		o := onNode{s: a.s, ph: a.ph, node: n.IP, agents: a.agents, log: a.log}
 		if err := o.run(ctx, rollback); err != nil {
 			return err
 		}

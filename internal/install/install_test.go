@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/manifest"
+	"github.com/opengravity/gravity/internal/plan"
 
 	"github.com/opengravity/gravity/internal/clusterimage"
 )
@@ -35,7 +35,7 @@ func TestPlanPhases(t *testing.T) {
 	}
 	ex := executors(c, nil, "", nil, nil)
 	for _, ph := range p.Leaves() {
-		if _, err := ex(ph); err != nil {
+		if _, err := ex[ph.Type](ph); err != nil {
 			t.Errorf("%s: %v", ph.ID, err)
 		}
 		if ph.State != plan.Unstarted {

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/store"
@@ -24,9 +24,11 @@ import (
 // operation's config and, for bootstrap, the cluster's CA set (the node
 // may be another machine, so nothing is read from the installer's disk).
 type PhaseInput struct {
-	Config Config            `json:"config"`
-	Node   string            `json:"node"`
-	Files  map[string][]byte `json:"files,omitempty"` // CA set, by path relative to its directory
+	Config Config `json:"config"`
+	Node   string `json:"node"`
+	// Type is the phase's type, which picks what runs it on the node.
+	Type  string            `json:"type"`
+	Files map[string][]byte `json:"files,omitempty"` // CA set, by path relative to its directory
 }
 
 // Host paths install puts the tools at, on root's PATH.
@@ -59,19 +61,19 @@ func nodeExecutor(in PhaseInput, nd Node, id string, out io.Writer) (plan.Execut
 		return nil, err
 	}
 	base := nodeStep{cfg: c, node: nd, rn: rn, out: out, files: in.Files}
-	switch {
-	case id == phaseChecks:
+	switch in.Type {
+	case typeChecks:
 		return checksStep{base}, nil
-	case id == phaseBootstrap+"/"+nd.IP:
+	case typeBootstrap:
 		return bootstrapStep{base}, nil
-	case id == phasePull+"/"+nd.IP:
+	case typePull:
 		return pullStep{base}, nil
-	case id == phaseMasters+"/"+nd.IP+"/runtime":
+	case typeRuntime:
 		return runtimeStep{base}, nil
-	case id == phaseExport+"/"+nd.IP:
+	case typeExport:
 		return exportStep{base}, nil
 	}
-	return nil, fmt.Errorf("phase %s does not run on node %s", id, nd.IP)
+	return nil, fmt.Errorf("phase %s (type %q) does not run on node %s", id, in.Type, nd.IP)
 }
 
 type nodeStep struct {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install/agent"
-	"github.com/opengravity/gravity/internal/install/plan"
 	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
 )
 
 // operate runs fn with the operation's plan runner once every node's

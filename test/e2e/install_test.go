@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/testhost"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/install"
-	"github.com/opengravity/gravity/internal/install/plan"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
 

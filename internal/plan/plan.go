@@ -1,8 +1,10 @@
-// Package plan is an operation's plan as persisted data and the pure rules
-// that move it forward: which phase runs next, what may be executed or
-// rolled back, and how states change. It does no I/O; the runner (run.go)
-// persists every change before and after a phase runs, so an interrupted
-// operation resumes from the plan alone.
+// Package plan is the operation engine shared by every operation (install,
+// expand, shrink): an operation's plan as persisted data, the pure rules
+// that move it forward (which phase runs next, what may be executed or
+// rolled back, how states change), and the runner that executes typed
+// phases through executors registered by type (registry.go). The pure core
+// does no I/O; the runner persists every change before and after a phase
+// runs, so an interrupted operation resumes from the plan alone.
 package plan
 
 import (
@@ -23,10 +25,16 @@ const (
 	RolledBack State = "rolled_back"
 )
 
+// SchemaVersion is the version of the plan's persisted form this build
+// writes and reads; a plan from a newer gravity is refused rather than
+// half understood. Version 1 plans had no phase types.
+const SchemaVersion = 2
+
 // Plan is an operation's phases, in the order they run.
 type Plan struct {
+	Version       int       `json:"version"`
 	OperationID   string    `json:"operationID"`
-	OperationType string    `json:"operationType"` // "install"
+	OperationType string    `json:"operationType"` // "install", "expand", "shrink"
 	ClusterName   string    `json:"clusterName"`
 	Created       time.Time `json:"created"`
 	Phases        []*Phase  `json:"phases"`
@@ -36,6 +44,9 @@ type Plan struct {
 type Phase struct {
 	ID          string `json:"id"` // "/masters/10.0.0.1/runtime", Gravity's ids
 	Description string `json:"description"`
+	// Type names the executor of a leaf (registered in a Registry); the
+	// id is only its place in the plan.
+	Type string `json:"type,omitempty"`
 	// Node is where the phase runs (its advertise IP); empty is the
 	// installer.
 	Node string `json:"node,omitempty"`
@@ -295,6 +306,9 @@ func (ph *Phase) RollBack(now time.Time) {
 // Validate checks a plan read from disk or built by a planner: unique ids,
 // requirements that exist and come earlier.
 func (p *Plan) Validate() error {
+	if p.Version != SchemaVersion {
+		return fmt.Errorf("plan schema version %d is not %d, the version this gravity reads", p.Version, SchemaVersion)
+	}
 	seen := map[string]bool{}
 	var walk func([]*Phase) error
 	walk = func(ps []*Phase) error {
@@ -311,6 +325,9 @@ func (p *Plan) Validate() error {
 				}
 			}
 			seen[ph.ID] = true
+			if len(ph.Phases) == 0 && ph.Type == "" {
+				return fmt.Errorf("phase %s has no type", ph.ID)
+			}
 			if err := walk(ph.Phases); err != nil {
 				return err
 			}

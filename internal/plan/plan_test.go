@@ -12,14 +12,14 @@ import (
 // sample is a small install-like plan: two leaves, a group of two, a last
 // leaf requiring the group.
 func sample() *Plan {
-	return &Plan{OperationID: "op", OperationType: "install", Phases: []*Phase{
-		{ID: "/init"},
-		{ID: "/checks", Requires: []string{"/init"}},
+	return &Plan{Version: SchemaVersion, OperationID: "op", OperationType: "install", Phases: []*Phase{
+		{ID: "/init", Type: "t"},
+		{ID: "/checks", Type: "t", Requires: []string{"/init"}},
 		{ID: "/masters", Phases: []*Phase{
-			{ID: "/masters/n1/runtime", Node: "n1", Requires: []string{"/checks"}},
-			{ID: "/masters/n1/wait", Node: "n1"},
+			{ID: "/masters/n1/runtime", Type: "t", Node: "n1", Requires: []string{"/checks"}},
+			{ID: "/masters/n1/wait", Type: "t", Node: "n1"},
 		}},
-		{ID: "/app", Requires: []string{"/masters"}},
+		{ID: "/app", Type: "t", Requires: []string{"/masters"}},
 	}}
 }
 
@@ -169,16 +169,23 @@ func checkIDs(t *testing.T, got []*Phase, err error, want []string, wantErr stri
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		phases []*Phase
-		want   string
+		name    string
+		version int
+		phases  []*Phase
+		want    string
 	}{
 		{name: "ok", phases: sample().Phases},
-		{name: "duplicate", phases: []*Phase{{ID: "/a"}, {ID: "/a"}}, want: "used twice"},
-		{name: "forward requirement", phases: []*Phase{{ID: "/a", Requires: []string{"/b"}}, {ID: "/b"}}, want: "does not come before"},
-		{name: "relative id", phases: []*Phase{{ID: "a"}}, want: "must start with /"},
+		{name: "duplicate", phases: []*Phase{{ID: "/a", Type: "t"}, {ID: "/a", Type: "t"}}, want: "used twice"},
+		{name: "forward requirement", phases: []*Phase{{ID: "/a", Type: "t", Requires: []string{"/b"}}, {ID: "/b", Type: "t"}}, want: "does not come before"},
+		{name: "relative id", phases: []*Phase{{ID: "a", Type: "t"}}, want: "must start with /"},
+		{name: "untyped leaf", phases: []*Phase{{ID: "/a"}}, want: "has no type"},
+		{name: "old schema", version: 1, phases: sample().Phases, want: "schema version 1 is not 2"},
 	} {
-		err := (&Plan{Phases: tc.phases}).Validate()
+		v := SchemaVersion
+		if tc.version != 0 {
+			v = tc.version
+		}
+		err := (&Plan{Version: v, Phases: tc.phases}).Validate()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
@@ -217,7 +224,7 @@ func TestRunnerResumeAfterFailureAndRollback(t *testing.T) {
 	fail := map[string]error{"/masters/n1/wait": errors.New("boom")}
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := &Runner{Store: store, Now: func() time.Time { clock = clock.Add(time.Second); return clock },
-		Executors: func(ph *Phase) (Executor, error) { return recorder{log: &log, id: ph.ID, fail: fail}, nil }}
+		Executors: Registry{"t": func(ph *Phase) (Executor, error) { return recorder{log: &log, id: ph.ID, fail: fail}, nil }}}
 	_, err := r.Resume(ctx)
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("resume: %v", err)
@@ -253,9 +260,9 @@ func TestRunnerInterrupted(t *testing.T) {
 	}
 	var log []string
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runner{Store: store, Executors: func(ph *Phase) (Executor, error) {
+	r := &Runner{Store: store, Executors: Registry{"t": func(ph *Phase) (Executor, error) {
 		return recorder{log: &log, id: ph.ID, block: ph.ID == "/checks"}, nil
-	}, Progress: func(e Event) {
+	}}, Progress: func(e Event) {
 		if e.Phase.ID == "/checks" && e.State == InProgress {
 			cancel()
 		}
@@ -272,7 +279,7 @@ func TestRunnerInterrupted(t *testing.T) {
 
 func TestFileStoreRefusesBadPlan(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "plan.json")
-	if err := WriteFileAtomic(path, []byte(`{"phases":[{"id":"/a"},{"id":"/a"}]}`), 0o600); err != nil {
+	if err := WriteFileAtomic(path, []byte(`{"version":2,"phases":[{"id":"/a","type":"t"},{"id":"/a","type":"t"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (FileStore{Path: path}).Load(context.Background()); err == nil || !strings.Contains(err.Error(), "used twice") {
@@ -283,8 +290,39 @@ func TestFileStoreRefusesBadPlan(t *testing.T) {
 	}
 }
 
+// A phase of a type nobody registered stops the operation before its first
+// phase runs, not half way.
+func TestRunnerRefusesUnknownType(t *testing.T) {
+	ctx := context.Background()
+	store := FileStore{Path: filepath.Join(t.TempDir(), "plan.json")}
+	p := sample()
+	p.Phases[3].Type = "mystery"
+	if err := store.Save(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var log []string
+	r := &Runner{Store: store, Executors: Registry{"t": func(ph *Phase) (Executor, error) { return recorder{log: &log, id: ph.ID}, nil }}}
+	if _, err := r.Resume(ctx); err == nil || !strings.Contains(err.Error(), `phase /app: no executor for phase type "mystery" (known: [t])`) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(log) != 0 {
+		t.Fatalf("ran %v", log)
+	}
+}
+
+func TestRegistryRegisterTwicePanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	r := Registry{}
+	r.Register("t", nil)
+	r.Register("t", nil)
+}
+
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"phases":[{"id":"/a","phases":[{"id":"/a/b","requires":["/a"]}]}]}`))
+	f.Add([]byte(`{"version":2,"phases":[{"id":"/a","phases":[{"id":"/a/b","type":"t","requires":["/a"]}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Decode(data, "fuzz")
 		if err != nil {

@@ -20,9 +20,6 @@ type Executor interface {
 	Rollback(ctx context.Context) error
 }
 
-// Executors makes the executor of a leaf phase.
-type Executors func(ph *Phase) (Executor, error)
-
 // Store persists a plan.
 type Store interface {
 	Load(ctx context.Context) (*Plan, error)
@@ -38,8 +35,9 @@ type Event struct {
 
 // Runner executes phases, saving the plan before and after each.
 type Runner struct {
-	Store     Store
-	Executors Executors
+	Store Store
+	// Executors makes each leaf's executor from its type.
+	Executors Registry
 	Now       func() time.Time
 	Progress  func(Event)
 }
@@ -63,6 +61,9 @@ func (r *Runner) Resume(ctx context.Context) (*Plan, error) {
 		p, err := r.Store.Load(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if err := r.Executors.Check(p); err != nil {
+			return p, err
 		}
 		ph, err := p.Next(true)
 		if err != nil || ph == nil {
@@ -93,7 +94,7 @@ func (r *Runner) Execute(ctx context.Context, id string, force bool) (*Plan, err
 }
 
 func (r *Runner) execute(ctx context.Context, p *Plan, ph *Phase) error {
-	ex, err := r.Executors(ph)
+	ex, err := r.Executors.make(ph)
 	if err != nil {
 		return fmt.Errorf("phase %s: %w", ph.ID, err)
 	}
@@ -137,7 +138,7 @@ func (r *Runner) Rollback(ctx context.Context, id string, force bool) (*Plan, er
 		}
 	}
 	for _, ph := range todo {
-		ex, err := r.Executors(ph)
+		ex, err := r.Executors.make(ph)
 		if err != nil {
 			return p, fmt.Errorf("phase %s: %w", ph.ID, err)
 		}
