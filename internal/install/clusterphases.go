@@ -191,7 +191,7 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	if _, err := c.Kube.ClusterRoles().Create(ctx, config.CSRApproverRole(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("certificate approver role: %w", err)
 	}
-	for _, crb := range []*rbacv1.ClusterRoleBinding{config.KubeletCertRotationBinding(), config.CSRApproverBinding()} {
+	for _, crb := range []*rbacv1.ClusterRoleBinding{config.KubeletCertRotationBinding(), config.CSRApproverBinding(), config.ClusterServiceBinding()} {
 		if _, err := c.Kube.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("certificate rotation: %w", err)
 		}
@@ -237,6 +237,7 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.CSRApproverBinding().Name, metav1.DeleteOptions{})),
+		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.ClusterServiceBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoles().Delete(ctx, config.CSRApproverRole().Name, metav1.DeleteOptions{})))
 }
 

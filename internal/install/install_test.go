@@ -1,14 +1,17 @@
 package install
 
 import (
+	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opengravity/gravity/internal/clusterimage"
+	"github.com/opengravity/gravity/internal/install/preflight"
 	"github.com/opengravity/gravity/internal/manifest"
 	"github.com/opengravity/gravity/internal/plan"
-
-	"github.com/opengravity/gravity/internal/clusterimage"
+	"github.com/opengravity/gravity/internal/runtime/node"
 )
 
 func testConfig() Config {
@@ -199,6 +202,28 @@ func TestTokenTTL(t *testing.T) {
 		_, err := newConfig(Options{CloudProvider: "generic", TokenTTL: tc.ttl}, &clusterimage.Meta{}, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("--token-ttl=%s: %v, want %q", tc.ttl, err, tc.want)
+		}
+	}
+}
+
+// The preflight port check covers every port the runtime's components
+// listen on: a component added without its port would fail at start on a
+// host the checks passed.
+func TestPreflightCoversRuntimePorts(t *testing.T) {
+	c := testConfig()
+	rn, err := c.RuntimeNode(c.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs, err := node.Processes(rn, func(string, string, string) (*tls.Config, error) { return &tls.Config{}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		for _, port := range p.Ports {
+			if !slices.Contains(preflight.DefaultPorts, port) {
+				t.Errorf("%s listens on %d, which the preflight port check does not test", p.Name, port)
+			}
 		}
 	}
 }

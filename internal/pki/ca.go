@@ -123,6 +123,20 @@ func NewCA(commonName string, validity time.Duration, now time.Time) (*CA, error
 
 // Issue signs a new key pair for req.
 func (ca *CA) Issue(req Request) (*KeyPair, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, fmt.Errorf("issue %q: %w", req.CommonName, err)
+	}
+	cert, err := ca.IssueFor(req, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// IssueFor signs a certificate for req over a public key whose private key
+// stays where it was made (a joining node's certificate requests).
+func (ca *CA) IssueFor(req Request, pub crypto.PublicKey) (*x509.Certificate, error) {
 	ekus, err := req.check()
 	if err != nil {
 		return nil, err
@@ -137,12 +151,8 @@ func (ca *CA) Issue(req Request) (*KeyPair, error) {
 			req.CommonName, notAfter.UTC().Format(time.RFC3339), ca.Cert.Subject.CommonName,
 			ca.Cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	key, err := newKey()
-	if err != nil {
-		return nil, fmt.Errorf("issue %q: %w", req.CommonName, err)
-	}
 	subject := pkix.Name{CommonName: req.CommonName, Organization: req.Organization}
-	tmpl, err := baseTemplate(subject, now, req.Validity, key.Public())
+	tmpl, err := baseTemplate(subject, now, req.Validity, pub)
 	if err != nil {
 		return nil, fmt.Errorf("issue %q: %w", req.CommonName, err)
 	}
@@ -152,11 +162,11 @@ func (ca *CA) Issue(req Request) (*KeyPair, error) {
 	tmpl.DNSNames = uniqueStrings(req.DNSNames)
 	tmpl.IPAddresses = uniqueIPs(req.IPs)
 	tmpl.AuthorityKeyId = ca.Cert.SubjectKeyId
-	cert, err := sign(tmpl, ca.Cert, key.Public(), ca.Key)
+	cert, err := sign(tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("issue %q: %w", req.CommonName, err)
 	}
-	return &KeyPair{Cert: cert, Key: key}, nil
+	return cert, nil
 }
 
 // Pool returns a pool holding just this CA, for tls.Config.RootCAs/ClientCAs.

@@ -37,6 +37,10 @@ const (
 	RegistryPusher = "registry-pusher"
 	// CSRApprover approves kubelets' serving certificate requests.
 	CSRApprover = "csr-approver"
+	// ClusterService is the cluster service's serving certificate (:3009);
+	// ClusterServiceClient its identity towards the API server.
+	ClusterService       = "cluster-service"
+	ClusterServiceClient = "cluster-service-client"
 	// Every node.
 	KubeletClient  = "kubelet-client"
 	KubeletServer  = "kubelet"
@@ -59,6 +63,9 @@ const (
 	RegistryClients = "gravity:registry-clients"
 	// CSRApproverUser is the approver's user name, which RBAC binds.
 	CSRApproverUser = "gravity:csr-approver"
+	// ClusterServiceUser is the cluster service's user name, which RBAC
+	// binds.
+	ClusterServiceUser = "gravity:cluster-service"
 	RegistryPushers = "gravity:registry-pushers"
 )
 
@@ -175,6 +182,9 @@ func nodeProfiles(n Node) []profile {
 		profile{RegistryPusher, clusterCA, Request{CommonName: "registry-pusher:" + n.Name,
 			Organization: []string{RegistryPushers}, Usages: UsageClient}},
 		profile{CSRApprover, clusterCA, Request{CommonName: CSRApproverUser, Usages: UsageClient}},
+		profile{ClusterService, clusterCA, Request{CommonName: "gravity-site", DNSNames: []string{"localhost"},
+			IPs: []net.IP{n.IP, loopback}, Usages: UsageServer}},
+		profile{ClusterServiceClient, clusterCA, Request{CommonName: ClusterServiceUser, Usages: UsageClient}},
 	)
 }
 

@@ -58,6 +58,8 @@ func masterWants(name, ip, serviceIP, domain string) map[string]want {
 		RegistryServer:         {"cluster", "registry.local", nil, []string{"registry.local", "localhost"}, ip + ",127.0.0.1", UsageServer},
 		RegistryPusher:         {"cluster", "registry-pusher:" + name, []string{"gravity:registry-pushers"}, nil, "", UsageClient},
 		CSRApprover:            {"cluster", "gravity:csr-approver", nil, nil, "", UsageClient},
+		ClusterService:         {"cluster", "gravity-site", nil, []string{"localhost"}, ip + ",127.0.0.1", UsageServer},
+		ClusterServiceClient:   {"cluster", "gravity:cluster-service", nil, nil, "", UsageClient},
 	} {
 		w[k] = v
 	}

@@ -32,12 +32,17 @@ const SchemaVersion = 2
 
 // Plan is an operation's phases, in the order they run.
 type Plan struct {
-	Version       int       `json:"version"`
-	OperationID   string    `json:"operationID"`
-	OperationType string    `json:"operationType"` // "install", "expand", "shrink"
-	ClusterName   string    `json:"clusterName"`
-	Created       time.Time `json:"created"`
-	Phases        []*Phase  `json:"phases"`
+	Version       int    `json:"version"`
+	OperationID   string `json:"operationID"`
+	OperationType string `json:"operationType"` // "install", "expand", "shrink"
+	ClusterName   string `json:"clusterName"`
+	// Description says what the operation does, for status
+	// ("Join node node-2 (10.0.0.2) as node").
+	Description string `json:"description,omitempty"`
+	// Data is the operation's own parameters (the joining node, its role).
+	Data    map[string]string `json:"data,omitempty"`
+	Created time.Time         `json:"created"`
+	Phases  []*Phase          `json:"phases"`
 }
 
 // Phase is one step (a leaf, run by an executor) or a group of steps.

@@ -116,6 +116,23 @@ func packageLayerType(mt types.MediaType) (types.MediaType, error) {
 	return "", fmt.Errorf("unsupported layer media type %q (want a gzip or zstd tar)", mt)
 }
 
+// PutPackageDescriptors records a package whose layer blobs are already
+// stored (WriteBlob: a package fetched from another node, blob by blob).
+func (s *Store) PutPackageDescriptors(ctx context.Context, ref string, meta PackageMeta, layers []v1.Descriptor) (Entry, error) {
+	if ref == "" || len(layers) == 0 {
+		return Entry{}, fmt.Errorf("put package %q: no reference or no layers", ref)
+	}
+	for i, l := range layers {
+		if _, err := packageLayerType(l.MediaType); err != nil {
+			return Entry{}, fmt.Errorf("package %s layer %d: %w", ref, i, err)
+		}
+		if !s.HasBlob(l.Digest, l.Size) {
+			return Entry{}, fmt.Errorf("package %s layer %d: blob %s (%d bytes) is not stored", ref, i, l.Digest, l.Size)
+		}
+	}
+	return s.putPackageManifest(ctx, ref, meta, layers)
+}
+
 func (s *Store) putPackageManifest(ctx context.Context, ref string, meta PackageMeta, layers []v1.Descriptor) (Entry, error) {
 	cfgRaw, err := json.Marshal(meta)
 	if err != nil {

@@ -68,10 +68,11 @@ type Requirements struct {
 	Advisory []string
 }
 
-// DefaultPorts are the TCP ports the runtime listens on: etcd, registry,
-// apiserver, kubelet, kube-proxy, controller-manager, scheduler and the
-// gravity agent.
-var DefaultPorts = []int{2379, 2380, 5000, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263}
+// DefaultPorts are the TCP ports the runtime listens on: etcd, the cluster
+// service, the registry, the apiserver, kubelet, kube-proxy, the controller
+// manager, the scheduler, the pod network agent and the CSR approver (a
+// test in install checks this against the runtime's components).
+var DefaultPorts = []int{2379, 2380, 3009, 5000, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263, 10264}
 
 // Defaults returns the runtime's built-in requirements for stateDir.
 func Defaults(stateDir string) Requirements {

@@ -16,6 +16,7 @@ const (
 	KubeconfigKubelet           = "kubelet"
 	KubeconfigKubeProxy         = "kube-proxy"
 	KubeconfigCSRApprover       = "csr-approver"
+	KubeconfigClusterService    = "cluster-service"
 )
 
 // Pod Security levels the admission configuration applies cluster-wide.

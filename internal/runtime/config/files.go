@@ -23,6 +23,7 @@ var kubeconfigUsers = []struct {
 	{KubeconfigKubelet, pki.KubeletClient, "system:node:", false},
 	{KubeconfigKubeProxy, pki.KubeProxy, "system:kube-proxy", false},
 	{KubeconfigCSRApprover, pki.CSRApprover, pki.CSRApproverUser, true},
+	{KubeconfigClusterService, pki.ClusterServiceClient, pki.ClusterServiceUser, true},
 }
 
 // Kubeconfigs are the kubeconfigs of node n's components keyed by their

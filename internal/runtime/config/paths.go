@@ -22,6 +22,12 @@ type Paths struct {
 	PKI string
 	// Config holds the generated, non-secret configuration files.
 	Config string
+	// NodeConfig is the node's own config file (config.Node as YAML), which
+	// the runtime is started from.
+	NodeConfig string
+	// Packages is the node's package store (an OCI layout): the cluster
+	// image's packages on a master, what a joining node fetched on others.
+	Packages string
 	// Kubeconfigs hold client keys, so they live beside the PKI.
 	Kubeconfigs string
 
@@ -74,6 +80,8 @@ func (n Node) Paths() Paths {
 	return Paths{
 		PKI:              filepath.Join(state, "secrets"),
 		Config:           cfg,
+		NodeConfig:       filepath.Join(cfg, "node.yaml"),
+		Packages:         filepath.Join(state, "local", "packages"),
 		Kubeconfigs:      filepath.Join(state, "secrets", "kubeconfig"),
 		EtcdData:         filepath.Join(state, "etcd"),
 		ContainerdRoot:   filepath.Join(state, "containerd", "root"),

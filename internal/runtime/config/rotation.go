@@ -58,6 +58,19 @@ func CSRApproverBinding() *rbacv1.ClusterRoleBinding {
 	}
 }
 
+// ClusterServiceBinding makes the cluster service a cluster admin: it
+// manages the cluster's nodes, operations, secrets and, through hooks,
+// whatever an application installs, as Gravity's gravity-site did. Its key
+// is on masters only, beside keys (the CAs) that are worth as much.
+func ClusterServiceBinding() *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		TypeMeta:   typeMeta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+		ObjectMeta: metav1.ObjectMeta{Name: pki.ClusterServiceUser},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: pki.ClusterServiceUser}},
+	}
+}
+
 // CertRotationManifest is the three objects as YAML, for kubectl.
 func CertRotationManifest() ([]byte, error) {
 	var out bytes.Buffer

@@ -96,9 +96,9 @@ func checkSecrets(root string, n config.Node) error {
 		need = append(need, p.Cert(pki.EtcdCAName), p.Cert(pki.FrontProxyCAName), p.Key(pki.ClusterCAName), p.SAPublicKey(),
 			p.Key(pki.ServiceAccountKeyName), p.EncryptionConfig)
 		pairs = append(pairs, pki.EtcdServer, pki.EtcdPeer, pki.APIServerEtcdClient, pki.APIServer,
-			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer)
+			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer, pki.ClusterService)
 		kubeconfigs = append(kubeconfigs, config.KubeconfigAdmin, config.KubeconfigControllerManager, config.KubeconfigScheduler,
-			config.KubeconfigCSRApprover)
+			config.KubeconfigCSRApprover, config.KubeconfigClusterService)
 	}
 	for _, pair := range pairs {
 		need = append(need, p.Cert(pair), p.Key(pair))

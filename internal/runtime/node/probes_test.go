@@ -34,6 +34,7 @@ func TestProbes(t *testing.T) {
 		Registry:          {URL: "unix://" + p.RegistrySocket},
 		RegistryGate:      with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
 		CSRApprover:       {URL: "http://127.0.0.1:10264/healthz"},
+		ClusterService:    with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:3009/healthz"),
 	}
 	got, err := Probes(m)
 	if err != nil {

@@ -27,6 +27,7 @@ const (
 	Registry          = "registry"
 	RegistryGate      = "registry-gate"
 	CSRApprover       = "csr-approver"
+	ClusterService    = "cluster-service"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -41,6 +42,9 @@ const (
 	KubeProxyMetricsPort  = 10249
 	PodNetworkHealthzPort = 10263
 	CSRApproverHealthPort = 10264
+	// ClusterServicePort is the cluster service's API (Gravity's
+	// gravity-site port).
+	ClusterServicePort = 3009
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
 )
@@ -97,6 +101,8 @@ var components = []component{
 	// Approves kubelets' serving certificate requests; nothing waits on it
 	// but kubelets' serving endpoints (logs, exec).
 	{CSRApprover, true, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
+	// Accepts joining nodes and serves them packages (internal/clusterservice).
+	{ClusterService, true, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -212,6 +218,19 @@ func csrApproverArgs(n config.Node) ([]string, error) {
 		"--health-addr", hostPort(loopback, CSRApproverHealthPort)}, nil
 }
 
+// ClusterServiceCommand is the hidden `gravity runtime` subcommand that
+// runs the cluster service.
+const ClusterServiceCommand = "cluster-service"
+
+func clusterServiceArgs(n config.Node) ([]string, error) {
+	p := n.Paths()
+	return []string{"runtime", ClusterServiceCommand,
+		"--addr", hostPort(n.IP.String(), ClusterServicePort),
+		"--cert", p.Cert(pki.ClusterService), "--key", p.Key(pki.ClusterService), "--pki-dir", p.PKI,
+		"--kubeconfig", p.Kubeconfig(config.KubeconfigClusterService), "--node-config", p.NodeConfig,
+		"--packages", p.Packages}, nil
+}
+
 func podNetworkArgs(n config.Node) ([]string, error) {
 	return []string{"runtime", PodNetworkCommand,
 		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubeProxy),
@@ -247,6 +266,13 @@ func registrySocketProbe(n config.Node) Probe {
 func registryProbe(n config.Node) Probe {
 	p := n.Paths()
 	return Probe{URL: httpsURL(n.IP.String(), config.RegistryPort, "/v2/"),
+		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.RegistryClient), Key: p.Key(pki.RegistryClient)}
+}
+
+// The cluster service's /healthz, over the TLS its clients use.
+func clusterServiceProbe(n config.Node) Probe {
+	p := n.Paths()
+	return Probe{URL: httpsURL(n.IP.String(), ClusterServicePort, "/healthz"),
 		CA: p.Cert(pki.ClusterCAName), Cert: p.Cert(pki.RegistryClient), Key: p.Key(pki.RegistryClient)}
 }
 

@@ -81,7 +81,8 @@ func TestProcesses(t *testing.T) {
 			kube(master, "kube-scheduler", config.SchedulerArgs, 10259),
 		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), nil},
 			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}},
-			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}}})},
+			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}},
+			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009}}})},
 		{"worker", worker, node(worker)},
 	}
 	for _, tt := range tests {

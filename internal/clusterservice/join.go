@@ -1,0 +1,507 @@
+package clusterservice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
+)
+
+// OperationExpand is the type of a join's operation, as Gravity named it.
+const OperationExpand = "expand"
+
+// MaxMasters is how many masters the cluster grows to before joining nodes
+// become workers.
+const MaxMasters = 3
+
+// Data keys of an expand plan that the service reads back.
+const (
+	DataNode     = "node"   // the joining node's IP
+	DataMaster   = "master" // "true" when it joins as a master
+	DataHostname = "hostname"
+	DataRole     = "role" // its node profile
+)
+
+// PhaseAdmit is the type of an expand plan's first phase, which the
+// service runs when it admits the node (nothing to execute on the node).
+const PhaseAdmit = "admit"
+
+// handleJoin admits a node: checks that it may join (version, duplicates,
+// no operation in the way), decides its role and pod subnet, and records
+// the expand operation with its first plan; the node drives the rest.
+func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req JoinRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	resp, err := s.join(r.Context(), req)
+	var busy busyError
+	switch {
+	case errors.As(err, &busy):
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
+	case errors.Is(err, errBadRequest):
+		s.fail(w, http.StatusBadRequest, err)
+	case err != nil:
+		s.fail(w, http.StatusInternalServerError, err)
+	default:
+		s.cfg.Log.Info("node admitted", "node", resp.Node.Self.IP, "hostname", resp.Node.Self.Hostname,
+			"master", resp.Node.Self.Master, "operation", resp.OperationID)
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+var errBadRequest = errors.New("refused")
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, error) {
+	ip := net.ParseIP(req.IP)
+	if ip == nil || ip.To4() == nil {
+		return nil, refuse("advertise address %q is not an IPv4 address", req.IP)
+	}
+	if err := checkHostname(req.Hostname); err != nil {
+		return nil, refuse("%v", err)
+	}
+	if req.Version != s.cfg.Version {
+		return nil, refuse("this gravity is version %s and the cluster runs %s: copy /usr/local/bin/gravity from a master and join with it",
+			req.Version, s.cfg.Version)
+	}
+	s.joins.Lock()
+	defer s.joins.Unlock()
+	c := s.cfg.Clients
+	ops, err := cluster.Operations(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if req.OperationID != "" {
+		return s.resumeJoin(ctx, req, ops)
+	}
+	info, err := cluster.LoadInfo(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if info.State != "active" && info.State != "expanding" {
+		return nil, busyError{fmt.Errorf("the cluster is %s, not active", info.State)}
+	}
+	nodes, err := c.Kube.Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		if n.Name == req.IP || nodeIP(n) == req.IP {
+			return nil, refuse("a node with address %s is already in the cluster (node %s): run `gravity leave` there first, or `gravity remove %s` from a master", req.IP, n.Name, n.Name)
+		}
+		if n.Labels[cluster.LabelHostname] == req.Hostname || n.Labels[corev1.LabelHostname] == req.Hostname {
+			return nil, refuse("a node with hostname %s is already in the cluster (node %s)", req.Hostname, n.Name)
+		}
+	}
+	masters := 0
+	for _, n := range nodes.Items {
+		if _, ok := n.Labels[labelControlPlane]; ok {
+			masters++
+		}
+	}
+	master := masters < MaxMasters
+	if req.Master != nil {
+		master = *req.Master
+	}
+	if master {
+		return nil, refuse("joining as a master (the cluster has %d of %d) is not supported by this version yet: join as a worker with --master=false", masters, MaxMasters)
+	}
+	for _, op := range ops {
+		if done(op) {
+			continue
+		}
+		if op.OperationType != OperationExpand || op.Data[DataMaster] == "true" {
+			return nil, busyError{fmt.Errorf("operation %s (%s) is in progress", op.OperationID, op.OperationType)}
+		}
+		if op.Data[DataNode] == req.IP {
+			return nil, refuse("node %s is joining already (operation %s): run `gravity join` there again to resume it, or `gravity plan rollback`", req.IP, op.OperationID)
+		}
+	}
+	role := req.Role
+	if role == "" {
+		role = defaultRole(nodes.Items)
+	}
+	subnet, err := s.allocateSubnet(ctx, req.IP, nodes.Items)
+	if err != nil {
+		return nil, err
+	}
+	self := Member{IP: req.IP, Hostname: req.Hostname, Role: role, Master: master, PodSubnet: subnet}
+	id := newID()
+	p := &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: s.cfg.Self.ClusterName,
+		Description: fmt.Sprintf("Join node %s (%s) as %s", req.Hostname, req.IP, role), Created: s.cfg.Now().UTC(),
+		Data: map[string]string{DataNode: req.IP, DataMaster: fmt.Sprint(master), DataHostname: req.Hostname, DataRole: role},
+		Phases: []*plan.Phase{{ID: "/admit", Type: PhaseAdmit, Description: fmt.Sprintf("Admit node %s: pod subnet %s", req.IP, subnet),
+			State: plan.Completed, Started: s.cfg.Now().UTC(), Finished: s.cfg.Now().UTC()}}}
+	if err := cluster.SaveOperation(ctx, c, p); err != nil {
+		_ = s.releaseSubnet(ctx, req.IP)
+		return nil, err
+	}
+	if err := s.setState(ctx, "expanding"); err != nil {
+		return nil, err
+	}
+	return s.response(p, self, info, nodes.Items)
+}
+
+// resumeJoin answers a node that restarts its join with the operation it
+// was given, as long as that operation is still open.
+func (s *Service) resumeJoin(ctx context.Context, req JoinRequest, ops []*plan.Plan) (*JoinResponse, error) {
+	i := slices.IndexFunc(ops, func(p *plan.Plan) bool { return p.OperationID == req.OperationID })
+	if i < 0 {
+		return nil, refuse("operation %s does not exist", req.OperationID)
+	}
+	op := ops[i]
+	if op.OperationType != OperationExpand || op.Data[DataNode] != req.IP {
+		return nil, refuse("operation %s is not the join of %s", req.OperationID, req.IP)
+	}
+	if done(op) {
+		return nil, refuse("operation %s is %s", req.OperationID, op.State())
+	}
+	info, err := cluster.LoadInfo(ctx, s.cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := s.cfg.Clients.Kube.Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	subnet, err := s.allocateSubnet(ctx, req.IP, nodes.Items)
+	if err != nil {
+		return nil, err
+	}
+	role := req.Role
+	if role == "" {
+		role = defaultRole(nodes.Items)
+	}
+	self := Member{IP: req.IP, Hostname: req.Hostname, Role: role, Master: op.Data[DataMaster] == "true", PodSubnet: subnet}
+	return s.response(op, self, info, nodes.Items)
+}
+
+func (s *Service) response(p *plan.Plan, self Member, info cluster.Info, nodes []corev1.Node) (*JoinResponse, error) {
+	n := s.cfg.Self
+	base, err := s.baseVersion()
+	if err != nil {
+		return nil, err
+	}
+	var masters []Member
+	for _, m := range n.MasterIPs {
+		masters = append(masters, Member{IP: m.String(), Master: true, Hostname: hostnameOf(nodes, m.String())})
+	}
+	return &JoinResponse{OperationID: p.OperationID, Plan: p, Node: NodeConfig{
+		ClusterName: n.ClusterName, App: info.App, AppVersion: info.AppVersion, CloudProvider: info.Provider,
+		BaseVersion: base, PodCIDR: n.PodCIDR, ServiceCIDR: n.ServiceCIDR, DNSUpstreams: n.DNSUpstreams,
+		PauseImage: n.PauseImage, Masters: masters, Self: self, Created: info.Created}}, nil
+}
+
+// RuntimePackage is the runtime package's name in the store.
+const RuntimePackage = "gravitational.io/runtime"
+
+// baseVersion is the version of the runtime package this master serves.
+func (s *Service) baseVersion() (string, error) {
+	if s.cfg.Packages == nil {
+		return "", errors.New("this master has no package store to serve a joining node from")
+	}
+	entries, err := s.cfg.Packages.Entries()
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if v, ok := strings.CutPrefix(e.Ref, RuntimePackage+":"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("this master's package store holds no runtime package")
+}
+
+// handleCerts signs the joining node's certificate requests, with the
+// names and addresses the cluster knows it by.
+func (s *Service) handleCerts(w http.ResponseWriter, r *http.Request) {
+	op, err := s.openOperation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	var req CertRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	ip := op.Data[DataNode]
+	n := pki.Node{Name: ip, IP: net.ParseIP(ip), Hostname: hostnameOfPlan(op)}
+	certs, err := pki.SignNodeRequests(s.cfg.CAs, n, req.CSRs)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	s.cfg.Log.Info("certificates issued", "node", ip, "operation", op.OperationID, "count", len(certs))
+	writeJSON(w, http.StatusOK, CertResponse{Certs: certs, CA: s.cfg.CAs.Cluster.CertPEM()})
+}
+
+// handlePlan saves the joining node's plan as the operation's.
+func (s *Service) handlePlan(w http.ResponseWriter, r *http.Request) {
+	op, err := s.openOperation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	var u PlanUpdate
+	if err := decode(r, &u); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if u.Plan == nil || u.Plan.OperationID != op.OperationID || u.Plan.OperationType != OperationExpand {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("the plan is not operation %s's", op.OperationID))
+		return
+	}
+	if err := u.Plan.Validate(); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if u.Plan.Data[DataNode] != op.Data[DataNode] {
+		s.fail(w, http.StatusBadRequest, errors.New("the plan is for another node"))
+		return
+	}
+	if err := cluster.SaveOperation(r.Context(), s.cfg.Clients, u.Plan); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleComplete finishes a join: the node is labelled with its profile
+// and role, and the cluster is active again once no other join is open.
+func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	op, err := s.openOperation(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	var u PlanUpdate
+	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID || !u.Plan.Done() {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("complete needs operation %s's finished plan", op.OperationID))
+		return
+	}
+	ip := op.Data[DataNode]
+	if err := s.labelNode(ctx, ip, u.Plan); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if err := cluster.SaveOperation(ctx, s.cfg.Clients, u.Plan); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if err := s.settle(ctx); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	s.cfg.Log.Info("node joined", "node", ip, "operation", op.OperationID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleRollback undoes the cluster's side of a join the node rolled back:
+// its Node object, its subnet; the operation stays, rolled back.
+func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	op, err := s.openOperation(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	var u PlanUpdate
+	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("rollback needs operation %s's plan", op.OperationID))
+		return
+	}
+	ip := op.Data[DataNode]
+	if err := s.forgetNode(ctx, ip); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	for _, ph := range u.Plan.Leaves() {
+		if ph.State == plan.Completed || ph.State == plan.Failed || ph.State == plan.InProgress {
+			ph.RollBack(s.cfg.Now().UTC())
+		}
+	}
+	if err := cluster.SaveOperation(ctx, s.cfg.Clients, u.Plan); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if err := s.settle(ctx); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	s.cfg.Log.Info("join rolled back", "node", ip, "operation", op.OperationID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleNodeLeave removes the calling node from the cluster: a node may
+// remove only itself, proven by its kubelet client certificate.
+func (s *Service) handleNodeLeave(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		s.fail(w, http.StatusUnauthorized, errors.New("a node leaves with its own client certificate"))
+		return
+	}
+	cert := r.TLS.VerifiedChains[0][0]
+	if cert.Subject.CommonName != "system:node:"+name || !slices.Contains(cert.Subject.Organization, pki.SystemNodes) {
+		s.fail(w, http.StatusForbidden, fmt.Errorf("%s may not remove node %s", cert.Subject.CommonName, name))
+		return
+	}
+	ctx := r.Context()
+	n, err := s.cfg.Clients.Kube.Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		if _, master := n.Labels[labelControlPlane]; master {
+			s.fail(w, http.StatusBadRequest, errors.New("a master leaves through its etcd membership, which this version cannot change yet"))
+			return
+		}
+	}
+	if err := s.forgetNode(ctx, name); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	s.cfg.Log.Info("node left", "node", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// forgetNode deletes ip's Node object and frees its pod subnet.
+func (s *Service) forgetNode(ctx context.Context, ip string) error {
+	err := s.cfg.Clients.Kube.Nodes().Delete(ctx, ip, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting node %s: %w", ip, err)
+	}
+	return s.releaseSubnet(ctx, ip)
+}
+
+// openOperation is an expand operation that has not ended.
+func (s *Service) openOperation(ctx context.Context, id string) (*plan.Plan, error) {
+	ops, err := cluster.Operations(ctx, s.cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if op.OperationID != id {
+			continue
+		}
+		if op.OperationType != OperationExpand {
+			return nil, fmt.Errorf("operation %s is not a join", id)
+		}
+		if done(op) {
+			return nil, fmt.Errorf("operation %s is %s", id, op.State())
+		}
+		return op, nil
+	}
+	return nil, fmt.Errorf("operation %s does not exist", id)
+}
+
+// settle puts the cluster back to active when no join is open.
+func (s *Service) settle(ctx context.Context) error {
+	ops, err := cluster.Operations(ctx, s.cfg.Clients)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if !done(op) {
+			return nil
+		}
+	}
+	return s.setState(ctx, "active")
+}
+
+func (s *Service) setState(ctx context.Context, state string) error {
+	info, err := cluster.LoadInfo(ctx, s.cfg.Clients)
+	if err != nil {
+		return err
+	}
+	if info.State == state {
+		return nil
+	}
+	info.State = state
+	return cluster.SaveInfo(ctx, s.cfg.Clients, info)
+}
+
+const labelControlPlane = "node-role.kubernetes.io/control-plane"
+
+// labelNode records the joined node's profile and hostname, as install
+// does for its nodes (kubelets may not set role labels themselves).
+func (s *Service) labelNode(ctx context.Context, ip string, p *plan.Plan) error {
+	d := p.Data
+	labels := map[string]any{cluster.LabelRole: d[DataRole], cluster.LabelHostname: d[DataHostname]}
+	if d[DataMaster] == "true" {
+		labels[labelControlPlane] = ""
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Clients.Kube.Nodes().Patch(ctx, ip, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("labelling node %s: %w", ip, err)
+	}
+	return nil
+}
+
+func done(p *plan.Plan) bool {
+	st := p.State()
+	return st == plan.Completed || st == plan.RolledBack
+}
+
+func nodeIP(n corev1.Node) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address
+		}
+	}
+	return ""
+}
+
+func hostnameOf(nodes []corev1.Node, ip string) string {
+	for _, n := range nodes {
+		if n.Name == ip {
+			return n.Labels[cluster.LabelHostname]
+		}
+	}
+	return ""
+}
+
+func hostnameOfPlan(p *plan.Plan) string { return p.Data[DataHostname] }
+
+// defaultRole is the profile of the first master: the manifest's first.
+func defaultRole(nodes []corev1.Node) string {
+	for _, n := range nodes {
+		if _, ok := n.Labels[labelControlPlane]; ok && n.Labels[cluster.LabelRole] != "" {
+			return n.Labels[cluster.LabelRole]
+		}
+	}
+	return "node"
+}
+
+// checkHostname accepts what Kubernetes accepts as a node's hostname label.
+func checkHostname(h string) error {
+	if h == "" || len(h) > 63 {
+		return fmt.Errorf("hostname %q: must be 1 to 63 characters", h)
+	}
+	for i, c := range h {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || (c >= 'A' && c <= 'Z')
+		if !ok || (i == 0 && (c == '-' || c == '.')) {
+			return fmt.Errorf("hostname %q: only letters, digits, '-' and '.' (not first)", h)
+		}
+	}
+	return nil
+}
