@@ -66,7 +66,7 @@ const (
 	// ClusterServiceUser is the cluster service's user name, which RBAC
 	// binds.
 	ClusterServiceUser = "gravity:cluster-service"
-	RegistryPushers = "gravity:registry-pushers"
+	RegistryPushers    = "gravity:registry-pushers"
 )
 
 // Node is what a node's certificates are derived from.

@@ -44,7 +44,7 @@ const (
 	CSRApproverHealthPort = 10264
 	// ClusterServicePort is the cluster service's API (Gravity's
 	// gravity-site port).
-	ClusterServicePort = 3009
+	ClusterServicePort    = 3009
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
 )
