@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,9 +36,37 @@ const (
 	DataRole     = "role" // its node profile
 )
 
-// PhaseAdmit is the type of an expand plan's first phase, which the
-// service runs when it admits the node (nothing to execute on the node).
-const PhaseAdmit = "admit"
+// Phase types of an expand plan. The service runs the first when it
+// admits the node; the joining node runs the rest.
+const (
+	PhaseAdmit     = "admit"
+	PhaseBootstrap = "join-bootstrap"
+	PhasePull      = "join-pull"
+	PhaseRuntime   = "join-runtime"
+	PhaseWait      = "join-wait"
+)
+
+// ExpandPlan is the plan of node self's join, admitted now with the pod
+// subnet it was given.
+func ExpandPlan(id, cluster string, self Member, baseVersion string, now time.Time) *plan.Plan {
+	ip, kind := self.IP, "node"
+	if self.Master {
+		kind = "master node"
+	}
+	leaf := func(typ, id, desc string, requires ...string) *plan.Phase {
+		return &plan.Phase{ID: id, Type: typ, Description: desc, Node: ip, Requires: requires, State: plan.Unstarted}
+	}
+	admit := leaf(PhaseAdmit, "/admit", fmt.Sprintf("Admit %s %s: pod subnet %s", kind, ip, self.PodSubnet))
+	admit.Node, admit.State, admit.Started, admit.Finished = "", plan.Completed, now, now
+	boot := leaf(PhaseBootstrap, "/bootstrap/"+ip, fmt.Sprintf("Bootstrap %s %s: keys made there, certificates from the cluster", kind, ip), admit.ID)
+	pull := leaf(PhasePull, "/pull/"+ip, fmt.Sprintf("Pull the runtime package %s from the cluster on %s %s", baseVersion, kind, ip), boot.ID)
+	sys := leaf(PhaseRuntime, "/system/"+ip, fmt.Sprintf("Start the Kubernetes runtime on %s %s", kind, ip), pull.ID)
+	wait := leaf(PhaseWait, "/wait/"+ip, fmt.Sprintf("Wait for node %s to be Ready", ip), sys.ID)
+	return &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: cluster,
+		Description: fmt.Sprintf("Join node %s (%s) as %s", self.Hostname, ip, self.Role), Created: now,
+		Data:   map[string]string{DataNode: ip, DataMaster: fmt.Sprint(self.Master), DataHostname: self.Hostname, DataRole: self.Role},
+		Phases: []*plan.Phase{admit, boot, pull, sys, wait}}
+}
 
 // handleJoin admits a node: checks that it may join (version, duplicates,
 // no operation in the way), decides its role and pod subnet, and records
@@ -144,12 +173,12 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 		return nil, err
 	}
 	self := Member{IP: req.IP, Hostname: req.Hostname, Role: role, Master: master, PodSubnet: subnet}
-	id := newID()
-	p := &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: s.cfg.Self.ClusterName,
-		Description: fmt.Sprintf("Join node %s (%s) as %s", req.Hostname, req.IP, role), Created: s.cfg.Now().UTC(),
-		Data: map[string]string{DataNode: req.IP, DataMaster: fmt.Sprint(master), DataHostname: req.Hostname, DataRole: role},
-		Phases: []*plan.Phase{{ID: "/admit", Type: PhaseAdmit, Description: fmt.Sprintf("Admit node %s: pod subnet %s", req.IP, subnet),
-			State: plan.Completed, Started: s.cfg.Now().UTC(), Finished: s.cfg.Now().UTC()}}}
+	base, err := s.baseVersion()
+	if err != nil {
+		_ = s.releaseSubnet(ctx, req.IP)
+		return nil, err
+	}
+	p := ExpandPlan(newID(), s.cfg.Self.ClusterName, self, base, s.cfg.Now().UTC())
 	if err := cluster.SaveOperation(ctx, c, p); err != nil {
 		_ = s.releaseSubnet(ctx, req.IP)
 		return nil, err
@@ -274,6 +303,10 @@ func (s *Service) handlePlan(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, err)
 		return
 	}
+	if done(u.Plan) {
+		s.fail(w, http.StatusBadRequest, errors.New("a finished plan is recorded by complete or rollback"))
+		return
+	}
 	if u.Plan.Data[DataNode] != op.Data[DataNode] {
 		s.fail(w, http.StatusBadRequest, errors.New("the plan is for another node"))
 		return
@@ -373,12 +406,39 @@ func (s *Service) handleNodeLeave(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.drain(ctx, name); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
 	if err := s.forgetNode(ctx, name); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	s.cfg.Log.Info("node left", "node", name)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// drain cordons the node and deletes its pods, so that their controllers
+// start them elsewhere before the node goes.
+func (s *Service) drain(ctx context.Context, name string) error {
+	patch := []byte(`{"spec":{"unschedulable":true}}`)
+	if _, err := s.cfg.Clients.Kube.Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("cordoning node %s: %w", name, err)
+	}
+	pods, err := s.cfg.Clients.Kube.Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+	if err != nil {
+		return fmt.Errorf("listing the pods of node %s: %w", name, err)
+	}
+	for _, p := range pods.Items {
+		err := s.cfg.Clients.Kube.Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("draining node %s: pod %s/%s: %w", name, p.Namespace, p.Name, err)
+		}
+	}
+	return nil
 }
 
 // forgetNode deletes ip's Node object and frees its pod subnet.

@@ -368,3 +368,24 @@ func (s runtimeStep) gravity(ctx context.Context, args ...string) error {
 func (s runtimeStep) Rollback(ctx context.Context) error {
 	return node.Reset(ctx, s.rn, s.out)
 }
+
+// Node phase types another operation runs on a node the way install does
+// (a join's package pull and runtime start).
+const (
+	NodeTypePull    = typePull
+	NodeTypeRuntime = typeRuntime
+)
+
+// NodeExecutor is the executor of node phase typ for node ip of c, run on
+// that node: the join reuses install's pull (from c's package store) and
+// runtime start.
+func NodeExecutor(c Config, ip, typ string, out io.Writer) (plan.Executor, error) {
+	nd, err := c.Node(ip)
+	if err != nil {
+		return nil, err
+	}
+	return nodeExecutor(PhaseInput{Config: c, Node: ip, Type: typ}, nd, typ, out)
+}
+
+// NodeConfigPath is where a node's runtime config is kept.
+func (c Config) NodeConfigPath() string { return c.nodeConfigPath() }

@@ -52,6 +52,7 @@ func TestInstall(t *testing.T) {
 	t.Run("refused", func(t *testing.T) { testRefused(t, ih, v1) })
 	t.Run("kill-resume", func(t *testing.T) { testKillResume(t, ih, v1) })
 	t.Run("installed", func(t *testing.T) { testInstalled(t, ih, v1) })
+	t.Run("join", func(t *testing.T) { testJoinWorker(t, ih) })
 	t.Run("leave", func(t *testing.T) {
 		ih.mustRun("gravity", "leave", "--force")
 		ih.assertClean()

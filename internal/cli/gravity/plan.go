@@ -11,6 +11,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
@@ -45,23 +46,40 @@ func planCommand(stdout, stderr io.Writer) *cobra.Command {
 	var force bool
 	execute := &cobra.Command{Use: "execute --phase ID", Short: "Run one phase (or every phase of a group)", Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, o install.Options) error {
+			if join.Pending(o.StateDir) {
+				return join.Execute(cmd.Context(), joinOptions(o), phase, force)
+			}
 			return install.Execute(cmd.Context(), o, phase, force)
 		})}
 	execute.Flags().StringVar(&phase, "phase", "", "the phase id, e.g. /masters/10.0.0.1/runtime")
 	execute.Flags().BoolVar(&force, "force", false, "run it even if completed or its requirements are not")
 	_ = execute.MarkFlagRequired("phase")
 	resume := &cobra.Command{Use: "resume", Short: "Run the rest of the plan, retrying the failed phase", Args: cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, o install.Options) error { return install.Resume(cmd.Context(), o) })}
+		RunE: run(func(cmd *cobra.Command, o install.Options) error {
+			if join.Pending(o.StateDir) {
+				return join.Resume(cmd.Context(), joinOptions(o))
+			}
+			return install.Resume(cmd.Context(), o)
+		})}
 	var rbPhase string
 	var rbForce bool
 	rollback := &cobra.Command{Use: "rollback [--phase ID]", Short: "Undo one phase, or without --phase the whole operation", Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, o install.Options) error {
+			if join.Pending(o.StateDir) {
+				return join.Rollback(cmd.Context(), joinOptions(o), rbPhase, rbForce)
+			}
 			return install.Rollback(cmd.Context(), o, rbPhase, rbForce)
 		})}
 	rollback.Flags().StringVar(&rbPhase, "phase", "", "the phase (or group) to roll back; empty: the whole operation")
 	rollback.Flags().BoolVar(&rbForce, "force", false, "roll back even while later phases still hold its changes")
 	cmd.AddCommand(execute, resume, rollback)
 	return cmd
+}
+
+// joinOptions are the plan commands' options for a pending join: the
+// operation's own record says where the cluster is.
+func joinOptions(o install.Options) join.Options {
+	return join.Options{StateDir: o.StateDir, Out: o.Out, Log: o.Log}
 }
 
 func printPlan(w io.Writer, p *plan.Plan) error {

@@ -1,7 +1,6 @@
 package gravity
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -12,6 +11,7 @@ import (
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/version"
@@ -140,19 +140,21 @@ func leaveCommand(stdout io.Writer) *cobra.Command {
 	stateDir := config.DefaultStateDir
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "leave --force",
-		Short: "Remove the cluster from this node completely",
-		Long: `Remove the cluster from this node: stop the runtime, remove its containers,
-mounts, network state and data, the binaries and kubeconfig install put on the
-host, and the state and log directories. With --force it does not ask the
-cluster first; leaving gracefully (shrinking the cluster) is not supported yet.`,
+		Use:   "leave [--force]",
+		Short: "Take this node out of the cluster and remove the cluster from it",
+		Long: `Take this node out of the cluster: the cluster drains it and forgets it (its
+Node and its pod subnet), then everything gravity put on the node goes: the
+runtime, its containers, mounts, network state and data, the binaries and
+kubeconfig on the host, the state and log directories. With --force the
+cluster is not asked (it may be gone); a worker leaves gracefully, a master
+only with --force in this version.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !force {
-				return errors.New("leaving gracefully is not supported yet: `gravity leave --force` removes the cluster from this node without asking it")
-			}
 			if err := requireRoot("leave"); err != nil {
 				return err
+			}
+			if !force {
+				return join.Leave(cmd.Context(), stateDir, stdout)
 			}
 			return install.Leave(cmd.Context(), stateDir, stdout)
 		},

@@ -1,0 +1,289 @@
+package join
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/opengravity/gravity/internal/clusterservice"
+	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/node"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+// Phase types of a join, run on the joining node (the cluster service
+// plans them: clusterservice.ExpandPlan).
+const (
+	typeAdmit     = clusterservice.PhaseAdmit
+	typeBootstrap = clusterservice.PhaseBootstrap
+	typePull      = clusterservice.PhasePull
+	typeRuntime   = clusterservice.PhaseRuntime
+	typeWait      = clusterservice.PhaseWait
+)
+
+// installConfig is the install operation's view of this node, which
+// install's pull and runtime phases run from.
+func installConfig(stateDir string, rec *record) install.Config {
+	n := rec.Node
+	c := install.Config{OperationID: rec.OperationID, ClusterName: n.ClusterName, AppName: n.App, AppVersion: n.AppVersion,
+		AppPackage: n.AppPackage, BaseVersion: n.BaseVersion, StateDir: stateDir, CloudProvider: n.CloudProvider,
+		PodCIDR: n.PodCIDR, ServiceCIDR: n.ServiceCIDR, DNSUpstreams: n.DNSUpstreams, PauseImage: n.PauseImage, Created: n.Created}
+	for _, m := range n.Masters {
+		c.Nodes = append(c.Nodes, install.Node{IP: m.IP, Hostname: m.Hostname, Role: m.Role, Master: true})
+	}
+	s := n.Self
+	c.Nodes = append(c.Nodes, install.Node{IP: s.IP, Hostname: s.Hostname, Role: s.Role, Master: s.Master, PodSubnet: s.PodSubnet})
+	return c
+}
+
+// mirror keeps the plan on this disk and in the cluster's operation. The
+// local copy is the one resume reads; a failed mirror is logged.
+type mirror struct {
+	local plan.FileStore
+	c     *clusterservice.Client
+	log   *slog.Logger
+}
+
+func (m mirror) Load(ctx context.Context) (*plan.Plan, error) { return m.local.Load(ctx) }
+
+func (m mirror) Save(ctx context.Context, p *plan.Plan) error {
+	if err := m.local.Save(ctx, p); err != nil {
+		return err
+	}
+	// A finished plan reaches the cluster through Complete (which also
+	// labels the node) or Rollback (which also forgets it), not as a save.
+	if st := p.State(); m.c == nil || st == plan.Completed || st == plan.RolledBack {
+		return nil
+	}
+	if err := m.c.SavePlan(ctx, p); err != nil && m.log != nil {
+		m.log.Warn("plan not saved in the cluster", "operation", p.OperationID, "error", err.Error())
+	}
+	return nil
+}
+
+func runner(o Options, rec *record, c *clusterservice.Client, p printer) *plan.Runner {
+	store := mirror{local: plan.FileStore{Path: planPath(o.StateDir)}, c: c, log: o.Log}
+	return &plan.Runner{Store: store, Executors: executors(o.StateDir, rec, c, store, o.Out),
+		Progress: func(e plan.Event) {
+			if e.State == plan.InProgress {
+				p.say("%s", e.Phase.Description)
+			}
+		}}
+}
+
+// executors registers what runs each phase type of a join on this node.
+func executors(stateDir string, rec *record, c *clusterservice.Client, st plan.Store, out interface{ Write([]byte) (int, error) }) plan.Registry {
+	cfg := installConfig(stateDir, rec)
+	ip := rec.Node.Self.IP
+	r := plan.Registry{}
+	r.Register(typeAdmit, func(*plan.Phase) (plan.Executor, error) { return admitStep{c: c, store: st}, nil })
+	r.Register(typeBootstrap, func(*plan.Phase) (plan.Executor, error) {
+		return bootstrapStep{cfg: cfg, ip: ip, c: c, op: rec.OperationID}, nil
+	})
+	r.Register(typePull, func(*plan.Phase) (plan.Executor, error) {
+		inner, err := install.NodeExecutor(cfg, ip, install.NodeTypePull, out)
+		return pullStep{cfg: cfg, c: c, inner: inner}, err
+	})
+	r.Register(typeRuntime, func(*plan.Phase) (plan.Executor, error) {
+		return install.NodeExecutor(cfg, ip, install.NodeTypeRuntime, out)
+	})
+	r.Register(typeWait, func(*plan.Phase) (plan.Executor, error) { return waitStep{cfg: cfg, ip: ip}, nil })
+	return r
+}
+
+// admitStep is the cluster's side of the join: done by the service when
+// it admitted the node; undone by it too (the Node object and the pod
+// subnet go).
+type admitStep struct {
+	c     *clusterservice.Client
+	store plan.Store
+}
+
+func (admitStep) Execute(context.Context) error {
+	return errors.New("the node is admitted by the cluster service: run `gravity join` again")
+}
+
+func (s admitStep) Rollback(ctx context.Context) error {
+	if s.c == nil {
+		return errors.New("no connection to the cluster to undo the admission: run `gravity plan rollback` again once a master answers")
+	}
+	p, err := s.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	return s.c.Rollback(ctx, p)
+}
+
+// bootstrapStep makes this node's keys, has the cluster sign its
+// certificate requests and writes its config, certificates and
+// kubeconfigs. No CA key reaches a worker.
+type bootstrapStep struct {
+	cfg install.Config
+	ip  string
+	c   *clusterservice.Client
+	op  string
+}
+
+func (s bootstrapStep) runtimeNode() (config.Node, error) {
+	nd, err := s.cfg.Node(s.ip)
+	if err != nil {
+		return config.Node{}, err
+	}
+	return s.cfg.RuntimeNode(nd)
+}
+
+func (s bootstrapStep) Execute(ctx context.Context) error {
+	if s.c == nil {
+		return errors.New("bootstrap needs the cluster service")
+	}
+	rn, err := s.runtimeNode()
+	if err != nil {
+		return err
+	}
+	if rn.IsMaster() {
+		return errors.New("joining as a master is not supported by this version yet")
+	}
+	pn := pki.Node{Name: rn.Name, IP: net.ParseIP(s.ip), Hostname: rn.Hostname}
+	names, err := pki.NodeCertNames(pn)
+	if err != nil {
+		return err
+	}
+	keys, err := pki.NewNodeRequests(names)
+	if err != nil {
+		return err
+	}
+	resp, err := s.c.Certs(ctx, s.op, keys.CSRs)
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	pairs, err := keys.Complete(resp.Certs)
+	if err != nil {
+		return err
+	}
+	ca, err := pki.ParseCertificatePEM(resp.CA)
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
+	}
+	p := rn.Paths()
+	data, err := node.FormatNode(rn)
+	if err != nil {
+		return err
+	}
+	if err := config.Write("/", map[string][]byte{s.cfg.NodeConfigPath(): data}, config.FileMode); err != nil {
+		return err
+	}
+	if err := pki.WriteDir(p.PKI, pairs); err != nil {
+		return err
+	}
+	if err := config.Write("/", map[string][]byte{p.Cert(pki.ClusterCAName): resp.CA}, pki.CertMode); err != nil {
+		return err
+	}
+	kcs, err := config.Kubeconfigs(rn, ca, pairs)
+	if err != nil {
+		return err
+	}
+	return config.Write("/", kcs, pki.KeyMode)
+}
+
+func (s bootstrapStep) Rollback(context.Context) error {
+	rn, err := s.runtimeNode()
+	if err != nil {
+		return err
+	}
+	p := rn.Paths()
+	return errors.Join(os.RemoveAll(p.PKI), os.RemoveAll(p.Config))
+}
+
+// pullStep fetches the runtime package from the cluster into this node's
+// store, then installs it as install does.
+type pullStep struct {
+	cfg   install.Config
+	c     *clusterservice.Client
+	inner plan.Executor
+}
+
+func (s pullStep) Execute(ctx context.Context) error {
+	if s.c == nil {
+		return errors.New("pulling packages needs the cluster service")
+	}
+	st, err := store.Open(s.cfg.PackagesDir())
+	if err != nil {
+		return err
+	}
+	if err := s.c.FetchPackage(ctx, st, clusterservice.RuntimePackage+":"+s.cfg.BaseVersion); err != nil {
+		return err
+	}
+	return s.inner.Execute(ctx)
+}
+
+func (s pullStep) Rollback(ctx context.Context) error {
+	return errors.Join(s.inner.Rollback(ctx), os.RemoveAll(s.cfg.PackagesDir()))
+}
+
+// waitStep waits for the node to be Ready, as its kubelet reports it.
+type waitStep struct {
+	cfg install.Config
+	ip  string
+}
+
+func (s waitStep) Execute(ctx context.Context) error {
+	nd, err := s.cfg.Node(s.ip)
+	if err != nil {
+		return err
+	}
+	rn, err := s.cfg.RuntimeNode(nd)
+	if err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", rn.Paths().Kubeconfig(config.KubeconfigKubelet))
+	if err != nil {
+		return err
+	}
+	kc, err := kube.New(rc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var last string
+	for {
+		n, err := kc.Nodes().Get(ctx, rn.Name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case ready(n):
+			return nil
+		default:
+			last = "not Ready yet"
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: %s: %w", rn.Name, last, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Rollback has nothing to undo: waiting changed nothing.
+func (waitStep) Rollback(context.Context) error { return nil }
+
+func ready(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,110 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testJoinWorker grows the installed cluster by a worker, as the walkthrough's
+// "Expanding Cluster" does: only the gravity binary is copied to the new
+// host, which joins with the token from gravity status. A wrong token is
+// refused with nothing changed; the worker runs a pod from registry.local;
+// it holds no CA key; it leaves gracefully (the cluster forgets it) and
+// can join again.
+func testJoinWorker(t *testing.T, ih *installHost) {
+	h2, err := ih.net.AddHost(ih.ctx, "h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &installHost{t: t, ctx: ih.ctx, net: ih.net, h: h2, work: ih.work}
+	t.Cleanup(func() { w.removeCgroups() })
+	master, ip := ih.h.IP.String(), h2.IP.String()
+	w.put(ih.h.Path("/usr/local/bin/gravity"), "/root/gravity")
+	token := strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))
+
+	// Refused: a wrong token (the CA is not trusted, nothing is sent),
+	// a peer with no cluster service. Nothing changes on the host.
+	w.mustFail("invalid token", "/root/gravity", "join", master, "--token=not-the-token-1", "--master=false")
+	w.mustFail("could not reach a cluster service", "/root/gravity", "join", ip, "--token="+token, "--master=false")
+	if _, err := os.Stat(h2.Path("/var/lib/gravity")); !os.IsNotExist(err) {
+		t.Fatalf("a refused join left /var/lib/gravity (%v)", err)
+	}
+
+	join := func() {
+		start := time.Now()
+		out := w.mustRun("/root/gravity", "join", master, "--token="+token, "--master=false")
+		t.Logf("gravity join (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+		for _, want := range []string{"Connecting to cluster", "Connected to existing cluster at " + master + ":3009",
+			"Pull the runtime package", "Joined cluster in"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("gravity join output lacks %q", want)
+			}
+		}
+	}
+	join()
+	if out := ih.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "True" {
+		t.Errorf("node %s Ready = %q", ip, out)
+	}
+	// A pod on the worker, its image pulled through registry.local.
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"on-worker"},"spec":{"nodeName":"` + ip + `",` +
+		`"containers":[{"name":"c","image":"registry.local:5000/alpine:3.3","command":["sleep","3600"]}]}}`
+	w.put(writeTemp(t, pod), "/root/pod.json")
+	ih.put(writeTemp(t, pod), "/root/pod.json")
+	ih.mustRun("kubectl", "apply", "-f", "/root/pod.json")
+	ih.waitPod("on-worker")
+
+	var st struct {
+		Cluster    struct{ State string }
+		Nodes      []struct{ Address, Status, Profile string }
+		Operations []struct{ Type, State string }
+	}
+	if err := json.Unmarshal([]byte(ih.mustRun("gravity", "status", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Cluster.State != "active" || len(st.Nodes) != 2 {
+		t.Errorf("gravity status after the join: %+v", st)
+	}
+	if len(st.Operations) == 0 || st.Operations[0].Type != "expand" || st.Operations[0].State != "completed" {
+		t.Errorf("newest operation: %+v", st.Operations)
+	}
+	// The worker got certificates for its own keys and no CA key.
+	if _, err := os.Stat(h2.Path("/var/lib/gravity/secrets/ca.key")); !os.IsNotExist(err) {
+		t.Errorf("the worker holds the cluster CA key (%v)", err)
+	}
+	if _, err := os.Stat(h2.Path("/var/lib/gravity/local/join.json")); !os.IsNotExist(err) {
+		t.Errorf("the finished join left its record, with the token (%v)", err)
+	}
+	if plan := w.mustRun("gravity", "plan"); !strings.Contains(plan, "(expand)") || !strings.Contains(plan, "/wait/"+ip) {
+		t.Errorf("gravity plan on the worker:\n%s", plan)
+	}
+
+	// Leaving: drained and forgotten by the cluster, clean here.
+	w.mustRun("gravity", "leave")
+	if out, err := ih.run("kubectl", "get", "node", ip); err == nil {
+		t.Errorf("node %s is still in the cluster after it left:\n%s", ip, out)
+	}
+	w.assertClean()
+	// ... and it may join again.
+	w.put(ih.h.Path("/usr/local/bin/gravity"), "/root/gravity")
+	join()
+	w.mustRun("gravity", "leave")
+	w.assertClean()
+	ih.run("kubectl", "delete", "pod", "on-worker", "--wait=false")
+}
+
+func writeTemp(t *testing.T, data string) string {
+	f, err := os.CreateTemp(t.TempDir(), "obj-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return f.Name()
+}
