@@ -118,8 +118,9 @@ func (p *Plan) leavesOf(id string) ([]*Phase, error) {
 }
 
 // StateOf is a phase's state; a group's is derived from its leaves: failed
-// if any failed, completed if all completed, rolled back if all were,
-// in progress once any started.
+// if any failed, completed if all completed, rolled back if all that ran
+// were rolled back (an operation undone half way is rolled back, not
+// unstarted), in progress once any started.
 func (ph *Phase) StateOf() State {
 	if len(ph.Phases) == 0 {
 		if ph.State == "" {
@@ -137,9 +138,9 @@ func (ph *Phase) StateOf() State {
 		return Failed
 	case counts[Completed] == n:
 		return Completed
-	case counts[RolledBack] == n:
+	case counts[RolledBack] > 0 && counts[Unstarted]+counts[RolledBack] == n:
 		return RolledBack
-	case counts[Unstarted]+counts[RolledBack] == n:
+	case counts[Unstarted] == n:
 		return Unstarted
 	}
 	return InProgress

@@ -86,7 +86,8 @@ func TestGroupState(t *testing.T) {
 		{Completed, Completed, Completed},
 		{Completed, Failed, Failed},
 		{RolledBack, RolledBack, RolledBack},
-		{RolledBack, Unstarted, Unstarted},
+		{RolledBack, Unstarted, RolledBack}, // undone half way
+		{Unstarted, Unstarted, Unstarted},
 		{InProgress, Unstarted, InProgress},
 	} {
 		p := setStates(sample(), map[string]State{"/masters/n1/runtime": tc.a, "/masters/n1/wait": tc.b})

@@ -1,0 +1,305 @@
+package clusterservice
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/jointoken"
+	"github.com/opengravity/gravity/internal/kube"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/store"
+)
+
+const testToken = "the-join-token-1"
+
+type fixture struct {
+	svc     *Service
+	clients cluster.Clients
+	cas     *pki.CASet
+	addr    string
+	now     time.Time
+}
+
+// newFixture runs a service on loopback for a cluster of one master,
+// 10.0.0.1 (pod subnet 10.244.0.0/24), with a runtime package to serve.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	// No typed kinds: every object stays unstructured, as the service's
+	// own writes make them (the fake converts a mix of both badly).
+	scheme := runtime.NewScheme()
+	core := func(r string) schema.GroupVersionResource { return schema.GroupVersionResource{Version: "v1", Resource: r} }
+	master := &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.1",
+		Labels: map[string]string{labelControlPlane: "", cluster.LabelRole: "node", cluster.LabelHostname: "node-1"}}}
+	secret := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "gravity-join-token", Namespace: cluster.Namespace},
+		Data: map[string][]byte{"token": []byte(testToken)}}
+	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{
+		cluster.OperationsResource: "OperationList", cluster.ClustersResource: "ClusterList",
+		core("nodes"): "NodeList", core("secrets"): "SecretList", core("configmaps"): "ConfigMapList", core("pods"): "PodList"})
+	k, err := kube.NewForDynamic(dc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Nodes().Create(ctx, master, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Secrets(cluster.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clients := cluster.Clients{Kube: k, Dynamic: dc}
+	if err := cluster.SaveInfo(ctx, clients, cluster.Info{Name: "c", State: "active", App: "app", AppVersion: "0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	cas, err := pki.NewCASet("c", pki.DefaultCAValidity, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutPackage(ctx, RuntimePackage+":0.1.0", store.PackageMeta{Name: "runtime", Version: "0.1.0"}, tarOf(t, "bin/kube", "x")); err != nil {
+		t.Fatal(err)
+	}
+	self, err := config.Node{IP: net.ParseIP("10.0.0.1"), ClusterName: "c", MasterIPs: []net.IP{net.ParseIP("10.0.0.1")},
+		Roles: []string{config.RoleMaster, config.RoleNode}, NodePodCIDR: "10.244.0.0/24"}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{clients: clients, cas: cas, now: time.Now()}
+	f.svc, err = New(Config{CAs: cas, Clients: clients, Self: self, Packages: st, Version: "0.1.0",
+		Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := cas.Cluster.Issue(pki.Request{CommonName: "gravity-site", IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		Validity: time.Hour, Usages: pki.UsageServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(f.svc.Handler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp.TLSCertificate()}, ClientCAs: cas.Cluster.Pool(),
+		ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	f.addr = srv.Listener.Addr().String()
+	return f
+}
+
+func tarOf(t *testing.T, name, data string) *bytes.Reader {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write([]byte(data))
+	_ = tw.Close()
+	return bytes.NewReader(b.Bytes())
+}
+
+func worker(ip, host string) JoinRequest {
+	no := false
+	return JoinRequest{IP: ip, Hostname: host, Version: "0.1.0", Master: &no}
+}
+
+func TestJoinFlow(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := Discover(ctx, f.addr, "a-wrong-token"); !errors.Is(err, jointoken.ErrInvalidToken) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	c, err := Discover(ctx, f.addr, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused, with the reason, and nothing recorded.
+	old := worker("10.0.0.2", "node-2")
+	old.Version = "0.0.9"
+	auto := worker("10.0.0.2", "node-2")
+	auto.Master = nil
+	for _, tc := range []struct {
+		name string
+		req  JoinRequest
+		want string
+	}{
+		{"other version", old, "this gravity is version 0.0.9 and the cluster runs 0.1.0"},
+		{"duplicate address", worker("10.0.0.1", "node-9"), "a node with address 10.0.0.1 is already in the cluster"},
+		{"duplicate hostname", worker("10.0.0.9", "node-1"), "a node with hostname node-1 is already in the cluster"},
+		{"bad address", worker("banana", "node-2"), `advertise address "banana" is not an IPv4 address`},
+		{"bad hostname", worker("10.0.0.2", "-x"), `hostname "-x"`},
+		{"master (not built yet)", auto, "joining as a master (the cluster has 1 of 3)"},
+	} {
+		if _, err := c.Join(ctx, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if ops, _ := cluster.Operations(ctx, f.clients); len(ops) != 0 {
+		t.Fatalf("refused joins recorded operations: %d", len(ops))
+	}
+
+	// Two workers at once, each with its own subnet.
+	a, err := c.Join(ctx, worker("10.0.0.2", "node-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Join(ctx, worker("10.0.0.3", "node-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Node.Self.PodSubnet != "10.244.1.0/24" || b.Node.Self.PodSubnet != "10.244.2.0/24" {
+		t.Fatalf("subnets %s, %s", a.Node.Self.PodSubnet, b.Node.Self.PodSubnet)
+	}
+	if a.Node.BaseVersion != "0.1.0" || len(a.Node.Masters) != 1 || a.Node.Masters[0].IP != "10.0.0.1" {
+		t.Fatalf("node config %+v", a.Node)
+	}
+	if info, _ := cluster.LoadInfo(ctx, f.clients); info.State != "expanding" {
+		t.Fatalf("cluster state %q while joins are open", info.State)
+	}
+	if _, err := c.Join(ctx, worker("10.0.0.2", "node-2")); err == nil || !strings.Contains(err.Error(), "is joining already") {
+		t.Fatalf("second join of the same node: %v", err)
+	}
+
+	// Certificates for the node's own keys, with the names the cluster
+	// knows it by.
+	names, _ := pki.NodeCertNames(pki.Node{Name: "10.0.0.2", IP: net.ParseIP("10.0.0.2")})
+	keys, err := pki.NewNodeRequests(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := c.Certs(ctx, a.OperationID, keys.CSRs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := keys.Complete(certs.Certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := pairs[pki.KubeletClient].Cert.Subject.CommonName; cn != "system:node:10.0.0.2" {
+		t.Fatalf("kubelet client CN %q", cn)
+	}
+	if _, err := c.Certs(ctx, "nope", keys.CSRs); err == nil {
+		t.Fatal("certificates for an operation that does not exist")
+	}
+
+	// The runtime package, blob by blob, verified.
+	local, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FetchPackage(ctx, local, RuntimePackage+":0.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := local.PackageLayers(RuntimePackage + ":0.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FetchPackage(ctx, local, "gravitational.io/cluster-image:0.0.1"); err == nil {
+		t.Fatal("the application's package was served to a node")
+	}
+
+	// Completing needs a finished plan; then the node is labelled.
+	if err := c.Complete(ctx, a.Plan); err == nil {
+		t.Fatal("completed with an unfinished plan")
+	}
+	finished := finish(a.Plan)
+	if _, err := f.clients.Kube.Nodes().Create(ctx, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.2"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Complete(ctx, finished); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := f.clients.Kube.Nodes().Get(ctx, "10.0.0.2", metav1.GetOptions{})
+	if n.Labels[cluster.LabelRole] != "node" || n.Labels[cluster.LabelHostname] != "node-2" {
+		t.Fatalf("labels %v", n.Labels)
+	}
+	if info, _ := cluster.LoadInfo(ctx, f.clients); info.State != "expanding" {
+		t.Fatalf("cluster state %q while a join is still open", info.State)
+	}
+
+	// Rolling back the other frees its subnet; the cluster is active.
+	if err := c.Rollback(ctx, b.Plan); err != nil {
+		t.Fatal(err)
+	}
+	cm, _ := f.clients.Kube.ConfigMaps(cluster.Namespace).Get(ctx, subnetsName, metav1.GetOptions{})
+	if _, ok := cm.Data["10.0.0.3"]; ok || cm.Data["10.0.0.2"] != "10.244.1.0/24" {
+		t.Fatalf("subnets after rollback: %v", cm.Data)
+	}
+	if info, _ := cluster.LoadInfo(ctx, f.clients); info.State != "active" {
+		t.Fatalf("cluster state %q after every join ended", info.State)
+	}
+	// The freed subnet is handed out again.
+	d, err := c.Join(ctx, worker("10.0.0.4", "node-4"))
+	if err != nil || d.Node.Self.PodSubnet != "10.244.2.0/24" {
+		t.Fatalf("join after a rollback: %v (%+v)", err, d)
+	}
+
+	// An expired token admits nobody.
+	exp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "gravity-join-token", Namespace: cluster.Namespace},
+		Data: map[string][]byte{"token": []byte(testToken), "expires": []byte(f.now.Add(-time.Minute).UTC().Format(time.RFC3339))}}
+	if _, err := f.clients.Kube.Secrets(cluster.Namespace).Update(ctx, exp, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, worker("10.0.0.5", "node-5")); err == nil || !strings.Contains(err.Error(), "the join token expired") {
+		t.Fatalf("expired token: %v", err)
+	}
+}
+
+func finish(p *plan.Plan) *plan.Plan {
+	cp := *p
+	cp.Phases = nil
+	for _, ph := range p.Phases {
+		c := *ph
+		c.State = plan.Completed
+		cp.Phases = append(cp.Phases, &c)
+	}
+	return &cp
+}
+
+func TestFreeSubnet(t *testing.T) {
+	for _, tc := range []struct {
+		cidr string
+		used []string
+		want string
+		err  string
+	}{
+		{cidr: "10.244.0.0/16", want: "10.244.0.0/24"},
+		{cidr: "10.244.0.0/16", used: []string{"10.244.0.0/24", "10.244.2.0/24"}, want: "10.244.1.0/24"},
+		{cidr: "192.168.0.0/23", used: []string{"192.168.0.0/24"}, want: "192.168.1.0/24"},
+		{cidr: "192.168.0.0/23", used: []string{"192.168.0.0/24", "192.168.1.0/24"}, err: "every /24 is taken"},
+		{cidr: "10.244.0.0/25", err: "not an IPv4 CIDR of /24 or larger"},
+		{cidr: "10.244.1.0/16", err: "not an IPv4 CIDR"},
+		{cidr: "fd00::/64", err: "not an IPv4 CIDR"},
+	} {
+		used := map[string]bool{}
+		for _, u := range tc.used {
+			used[u] = true
+		}
+		got, err := FreeSubnet(tc.cidr, used)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s %v: err %v, want %q", tc.cidr, tc.used, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s %v = %s, %v; want %s", tc.cidr, tc.used, got, err, tc.want)
+		}
+	}
+}
