@@ -57,11 +57,16 @@ type NodeStatus struct {
 
 // OperationBrief is one operation in the status.
 type OperationBrief struct {
-	ID       string    `json:"id"`
-	Type     string    `json:"type"`
-	State    string    `json:"state"`
-	Created  time.Time `json:"created"`
-	Finished time.Time `json:"finished,omitzero"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Description says what it does ("Join node node-2 (10.0.0.2) as
+	// node"); Done and Phases are its progress in leaf phases.
+	Description string    `json:"description,omitempty"`
+	Done        int       `json:"phasesDone"`
+	Phases      int       `json:"phases"`
+	State       string    `json:"state"`
+	Created     time.Time `json:"created"`
+	Finished    time.Time `json:"finished,omitzero"`
 }
 
 // Probes say whether an endpoint answers; the caller supplies them with the
@@ -147,8 +152,12 @@ func cutPrefix(s, prefix string) (string, bool) {
 }
 
 func brief(p *plan.Plan) OperationBrief {
-	b := OperationBrief{ID: p.OperationID, Type: p.OperationType, State: string(p.State()), Created: p.Created}
+	b := OperationBrief{ID: p.OperationID, Type: p.OperationType, Description: p.Description, State: string(p.State()), Created: p.Created}
 	for _, ph := range p.Leaves() {
+		b.Phases++
+		if ph.State == plan.Completed {
+			b.Done++
+		}
 		if ph.Finished.After(b.Finished) {
 			b.Finished = ph.Finished
 		}

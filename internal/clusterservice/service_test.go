@@ -45,7 +45,9 @@ func newFixture(t *testing.T) *fixture {
 	// No typed kinds: every object stays unstructured, as the service's
 	// own writes make them (the fake converts a mix of both badly).
 	scheme := runtime.NewScheme()
-	core := func(r string) schema.GroupVersionResource { return schema.GroupVersionResource{Version: "v1", Resource: r} }
+	core := func(r string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Version: "v1", Resource: r}
+	}
 	master := &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.1",
 		Labels: map[string]string{labelControlPlane: "", cluster.LabelRole: "node", cluster.LabelHostname: "node-1"}}}
 	secret := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "gravity-join-token", Namespace: cluster.Namespace},

@@ -402,15 +402,17 @@ func (p printer) say(format string, args ...any) {
 	fmt.Fprintf(p.w, "%s %s\n", time.Now().UTC().Format("Mon Jan _2 15:04:05 MST"), fmt.Sprintf(format, args...))
 }
 
-// LoadPlan reads this node's operation plan, or the cluster's newest
-// operation when this node ran none.
+// LoadPlan reads the plan `gravity plan` shows: this node's operation
+// while it is unfinished, else the cluster's newest operation (a join
+// driven from another node), else this node's last.
 func LoadPlan(ctx context.Context, stateDir string) (*plan.Plan, error) {
 	c := Config{StateDir: stateDir}
 	p, err := c.PlanStore().Load(ctx)
-	if errors.Is(err, plan.ErrNoPlan) {
-		if cp, cerr := ClusterPlan(ctx, stateDir); cerr == nil {
-			return cp, nil
-		}
+	if err == nil && p.State() != plan.Completed {
+		return p, nil
+	}
+	if cp, cerr := ClusterPlan(ctx, stateDir); cerr == nil && (p == nil || cp.Created.After(p.Created)) {
+		return cp, nil
 	}
 	return p, err
 }

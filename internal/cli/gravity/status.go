@@ -13,6 +13,7 @@ import (
 	"github.com/opengravity/gravity/internal/install"
 	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/version"
 )
@@ -128,7 +129,14 @@ func printOperations(w io.Writer, ops []cluster.OperationBrief) {
 	}
 	fmt.Fprintln(w, "Recent operations:")
 	for _, op := range ops[:min(len(ops), 5)] {
-		fmt.Fprintf(w, "    * %s (%s): %s\n", op.Type, op.ID, op.State)
+		what := op.Type
+		if op.Description != "" {
+			what = op.Description
+		}
+		fmt.Fprintf(w, "    * %s (%s): %s\n", what, op.ID, op.State)
+		if op.State == string(plan.InProgress) || op.State == string(plan.Failed) {
+			fmt.Fprintf(w, "      Progress:\t%d of %d phases (`gravity plan` shows them)\n", op.Done, op.Phases)
+		}
 		fmt.Fprintf(w, "      Started:\t%s (%s ago)\n", op.Created.Local().Format(time.RFC1123), time.Since(op.Created).Round(time.Second))
 		if !op.Finished.IsZero() {
 			fmt.Fprintf(w, "      Completed:\t%s (took %s)\n", op.Finished.Local().Format(time.RFC1123), op.Finished.Sub(op.Created).Round(time.Millisecond))
