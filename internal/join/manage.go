@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/opengravity/gravity/internal/clusterservice"
@@ -46,6 +47,9 @@ func Rollback(ctx context.Context, o Options, phase string, force bool) error {
 		if err := errors.Join(os.Remove(recordPath(o.StateDir)), os.Remove(planPath(o.StateDir))); err != nil {
 			return err
 		}
+		// Only if empty: what the join made is gone; anything else stays.
+		_ = os.Remove(filepath.Dir(recordPath(o.StateDir)))
+		_ = os.Remove(o.StateDir)
 		p.say("Operation %s has been rolled back: this host may join again", pl.OperationID)
 	}
 	return nil

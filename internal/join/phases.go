@@ -77,8 +77,11 @@ func runner(o Options, rec *record, c *clusterservice.Client, p printer) *plan.R
 	store := mirror{local: plan.FileStore{Path: planPath(o.StateDir)}, c: c, log: o.Log}
 	return &plan.Runner{Store: store, Executors: executors(o.StateDir, rec, c, store, o.Out),
 		Progress: func(e plan.Event) {
-			if e.State == plan.InProgress {
+			switch e.State {
+			case plan.InProgress:
 				p.say("%s", e.Phase.Description)
+			case plan.RolledBack:
+				p.say("Rolled back: %s", e.Phase.Description)
 			}
 		}}
 }

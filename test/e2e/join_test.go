@@ -13,9 +13,10 @@ import (
 // testJoinWorker grows the installed cluster by a worker, as the walkthrough's
 // "Expanding Cluster" does: only the gravity binary is copied to the new
 // host, which joins with the token from gravity status. A wrong token is
-// refused with nothing changed; the worker runs a pod from registry.local;
-// it holds no CA key; it leaves gracefully (the cluster forgets it) and
-// can join again.
+// refused with nothing changed; a join killed (-9) is rolled back to
+// nothing, and another killed twice resumes; the worker runs a pod from
+// registry.local; it holds no CA key; it leaves gracefully (the cluster
+// forgets it) and can join again.
 func testJoinWorker(t *testing.T, ih *installHost) {
 	h2, err := ih.net.AddHost(ih.ctx, "h2")
 	if err != nil {
@@ -35,18 +36,46 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 		t.Fatalf("a refused join left /var/lib/gravity (%v)", err)
 	}
 
-	join := func() {
+	joinArgs := []string{"join", master, "--token=" + token, "--master=false"}
+	join := func(wants ...string) {
 		start := time.Now()
-		out := w.mustRun("/root/gravity", "join", master, "--token="+token, "--master=false")
+		out := w.mustRun("/root/gravity", joinArgs...)
 		t.Logf("gravity join (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
-		for _, want := range []string{"Connecting to cluster", "Connected to existing cluster at " + master + ":3009",
-			"Pull the runtime package", "Joined cluster in"} {
+		for _, want := range append(wants, "Connected to existing cluster at "+master+":3009", "Joined cluster in") {
 			if !strings.Contains(out, want) {
 				t.Errorf("gravity join output lacks %q", want)
 			}
 		}
 	}
-	join()
+
+	// kill -9 while it pulls: the master shows the operation; a rollback
+	// leaves the cluster and the host as they were.
+	w.killDuring("/pull/"+ip, "/root/gravity", joinArgs...)
+	status := ih.mustRun("gravity", "status")
+	for _, want := range []string{"Cluster status:\t\texpanding", "Join node h2 (" + ip + ") as node", "Progress:"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("gravity status during the join lacks %q:\n%s", want, status)
+		}
+	}
+	if plan := ih.mustRun("gravity", "plan"); !strings.Contains(plan, "/pull/"+ip) {
+		t.Errorf("gravity plan on the master does not show the join:\n%s", plan)
+	}
+	t.Logf("rollback:\n%s", w.mustRun("/root/gravity", "plan", "rollback"))
+	if out, err := ih.run("kubectl", "get", "node", ip); err == nil {
+		t.Errorf("node %s is in the cluster after the join was rolled back:\n%s", ip, out)
+	}
+	if cm := ih.mustRun("kubectl", "-n", "kube-system", "get", "configmap", "gravity-pod-subnets", "-o", "jsonpath={.data}"); strings.Contains(cm, ip) {
+		t.Errorf("the rolled back join kept its pod subnet: %s", cm)
+	}
+	if status := ih.mustRun("gravity", "status"); !strings.Contains(status, "Cluster status:\t\tactive") {
+		t.Errorf("cluster not active after the rollback:\n%s", status)
+	}
+	w.assertClean()
+
+	// kill -9 in two more phases; running gravity join again resumes.
+	w.killDuring("/system/"+ip, "/root/gravity", joinArgs...)
+	w.killDuring("/wait/"+ip, "/root/gravity", joinArgs...)
+	join("Resuming operation")
 	if out := ih.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "True" {
 		t.Errorf("node %s Ready = %q", ip, out)
 	}
@@ -90,8 +119,7 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 	}
 	w.assertClean()
 	// ... and it may join again.
-	w.put(ih.h.Path("/usr/local/bin/gravity"), "/root/gravity")
-	join()
+	join("Connecting to cluster", "Pull the runtime package")
 	w.mustRun("gravity", "leave")
 	w.assertClean()
 	ih.run("kubectl", "delete", "pod", "on-worker", "--wait=false")
