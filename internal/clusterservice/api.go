@@ -78,6 +78,8 @@ type CertRequest struct {
 type CertResponse struct {
 	Certs map[string][]byte `json:"certs"`
 	CA    []byte            `json:"ca"`
+	// CAFiles is the CA set (pki.ReadFiles), for a master only.
+	CAFiles map[string][]byte `json:"caFiles,omitempty"`
 }
 
 // PackageInfo is a package's metadata and its layers, each fetched from

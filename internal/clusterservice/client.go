@@ -221,3 +221,16 @@ func Leave(ctx context.Context, addr string, tlsCfg *tls.Config, node string) er
 	defer resp.Body.Close()
 	return readResponse(resp, nil)
 }
+
+// Etcd adds the joining master to etcd (POST), reads its membership
+// (GET) or removes it (DELETE).
+func (c *Client) Etcd(ctx context.Context, method, op string) (*EtcdResponse, error) {
+	var out EtcdResponse
+	if method == http.MethodDelete {
+		return nil, c.do(ctx, method, PathOperation+op+"/etcd", nil, nil)
+	}
+	if err := c.do(ctx, method, PathOperation+op+"/etcd", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

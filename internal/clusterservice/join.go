@@ -19,6 +19,7 @@ import (
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
 // OperationExpand is the type of a join's operation, as Gravity named it.
@@ -44,6 +45,9 @@ const (
 	PhasePull      = "join-pull"
 	PhaseRuntime   = "join-runtime"
 	PhaseWait      = "join-wait"
+	// A master's: its etcd member, its registry's images.
+	PhaseEtcd     = "join-etcd"
+	PhaseRegistry = "join-registry"
 )
 
 // ExpandPlan is the plan of node self's join, admitted now with the pod
@@ -60,12 +64,27 @@ func ExpandPlan(id, cluster string, self Member, baseVersion string, now time.Ti
 	admit.Node, admit.State, admit.Started, admit.Finished = "", plan.Completed, now, now
 	boot := leaf(PhaseBootstrap, "/bootstrap/"+ip, fmt.Sprintf("Bootstrap %s %s: keys made there, certificates from the cluster", kind, ip), admit.ID)
 	pull := leaf(PhasePull, "/pull/"+ip, fmt.Sprintf("Pull the runtime package %s from the cluster on %s %s", baseVersion, kind, ip), boot.ID)
-	sys := leaf(PhaseRuntime, "/system/"+ip, fmt.Sprintf("Start the Kubernetes runtime on %s %s", kind, ip), pull.ID)
+	phases := []*plan.Phase{admit, boot, pull}
+	prev := pull.ID
+	if self.Master {
+		etcd := leaf(PhaseEtcd, "/etcd/"+ip, fmt.Sprintf("Add %s to etcd as a learner, promoted once it has caught up", ip), prev)
+		phases, prev = append(phases, etcd), etcd.ID
+	}
+	sys := leaf(PhaseRuntime, "/system/"+ip, fmt.Sprintf("Start the Kubernetes runtime on %s %s", kind, ip), prev)
 	wait := leaf(PhaseWait, "/wait/"+ip, fmt.Sprintf("Wait for node %s to be Ready", ip), sys.ID)
+	phases = append(phases, sys, wait)
+	if self.Master {
+		phases = append(phases, leaf(PhaseRegistry, "/registry/"+ip,
+			fmt.Sprintf("Populate the Docker registry on master node %s from the other masters", ip), wait.ID))
+	}
+	role := self.Role
+	if self.Master {
+		role += " (master)"
+	}
 	return &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: cluster,
-		Description: fmt.Sprintf("Join node %s (%s) as %s", self.Hostname, ip, self.Role), Created: now,
+		Description: fmt.Sprintf("Join node %s (%s) as %s", self.Hostname, ip, role), Created: now,
 		Data:   map[string]string{DataNode: ip, DataMaster: fmt.Sprint(self.Master), DataHostname: self.Hostname, DataRole: self.Role},
-		Phases: []*plan.Phase{admit, boot, pull, sys, wait}}
+		Phases: phases}
 }
 
 // handleJoin admits a node: checks that it may join (version, duplicates,
@@ -150,18 +169,21 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 	if req.Master != nil {
 		master = *req.Master
 	}
-	if master {
-		return nil, refuse("joining as a master (the cluster has %d of %d) is not supported by this version yet: join as a worker with --master=false", masters, MaxMasters)
-	}
+	// Workers join side by side; a master joins alone (etcd grows by one
+	// member at a time).
 	for _, op := range ops {
 		if done(op) {
 			continue
 		}
-		if op.OperationType != OperationExpand || op.Data[DataMaster] == "true" {
-			return nil, busyError{fmt.Errorf("operation %s (%s) is in progress", op.OperationID, op.OperationType)}
-		}
-		if op.Data[DataNode] == req.IP {
+		if op.OperationType == OperationExpand && op.Data[DataNode] == req.IP {
 			return nil, refuse("node %s is joining already (operation %s): run `gravity join` there again to resume it, or `gravity plan rollback`", req.IP, op.OperationID)
+		}
+		if master || op.OperationType != OperationExpand || op.Data[DataMaster] == "true" {
+			what := op.Description
+			if what == "" {
+				what = op.OperationType
+			}
+			return nil, busyError{fmt.Errorf("operation %s (%s) is in progress", op.OperationID, what)}
 		}
 	}
 	role := req.Role
@@ -230,8 +252,14 @@ func (s *Service) response(p *plan.Plan, self Member, info cluster.Info, nodes [
 		return nil, err
 	}
 	var masters []Member
-	for _, m := range n.MasterIPs {
-		masters = append(masters, Member{IP: m.String(), Master: true, Hostname: hostnameOf(nodes, m.String())})
+	for _, nd := range nodes {
+		if _, ok := nd.Labels[labelControlPlane]; ok && nd.Name != self.IP {
+			masters = append(masters, Member{IP: nd.Name, Master: true, Hostname: nd.Labels[cluster.LabelHostname],
+				Role: nd.Labels[cluster.LabelRole]})
+		}
+	}
+	if len(masters) == 0 {
+		return nil, errors.New("the cluster has no master node")
 	}
 	return &JoinResponse{OperationID: p.OperationID, Plan: p, Node: NodeConfig{
 		ClusterName: n.ClusterName, App: info.App, AppVersion: info.AppVersion, CloudProvider: info.Provider,
@@ -273,14 +301,29 @@ func (s *Service) handleCerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := op.Data[DataNode]
-	n := pki.Node{Name: ip, IP: net.ParseIP(ip), Hostname: hostnameOfPlan(op)}
-	certs, err := pki.SignNodeRequests(s.cfg.CAs, n, req.CSRs)
+	n := s.cfg.Self
+	n.Name, n.IP, n.Hostname = ip, net.ParseIP(ip), hostnameOfPlan(op)
+	n.Roles = []string{config.RoleNode}
+	if op.Data[DataMaster] == "true" {
+		n.Roles = []string{config.RoleMaster, config.RoleNode}
+	}
+	certs, err := pki.SignNodeRequests(s.cfg.CAs, n.PKINode(), req.CSRs)
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	s.cfg.Log.Info("certificates issued", "node", ip, "operation", op.OperationID, "count", len(certs))
-	writeJSON(w, http.StatusOK, CertResponse{Certs: certs, CA: s.cfg.CAs.Cluster.CertPEM()})
+	resp := CertResponse{Certs: certs, CA: s.cfg.CAs.Cluster.CertPEM()}
+	if n.IsMaster() {
+		// A master signs (the controller manager), encrypts Secrets and
+		// renews its own certificates: it holds the CA set, as every
+		// master does. Workers never get it.
+		if resp.CAFiles, err = pki.ReadFiles(s.cfg.Self.Paths().PKI); err != nil {
+			s.fail(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
+	s.cfg.Log.Info("certificates issued", "node", ip, "operation", op.OperationID, "count", len(certs), "caSet", n.IsMaster())
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // handlePlan saves the joining node's plan as the operation's.
@@ -337,6 +380,12 @@ func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
+	if op.Data[DataMaster] == "true" {
+		if err := s.updateDNS(ctx); err != nil {
+			s.fail(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
 	if err := cluster.SaveOperation(ctx, s.cfg.Clients, u.Plan); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
@@ -367,6 +416,12 @@ func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
 	if err := s.forgetNode(ctx, ip); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
+	}
+	if op.Data[DataMaster] == "true" {
+		if err := s.forgetMember(ctx, ip); err != nil {
+			s.fail(w, http.StatusInternalServerError, err)
+			return
+		}
 	}
 	for _, ph := range u.Plan.Leaves() {
 		if ph.State == plan.Completed || ph.State == plan.Failed || ph.State == plan.InProgress {

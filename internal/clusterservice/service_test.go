@@ -80,7 +80,7 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := st.PutPackage(ctx, RuntimePackage+":0.1.0", store.PackageMeta{Name: "runtime", Version: "0.1.0"}, tarOf(t, "bin/kube", "x")); err != nil {
 		t.Fatal(err)
 	}
-	self, err := config.Node{IP: net.ParseIP("10.0.0.1"), ClusterName: "c", MasterIPs: []net.IP{net.ParseIP("10.0.0.1")},
+	self, err := config.Node{IP: net.ParseIP("10.0.0.1"), ClusterName: "c", MasterIPs: []net.IP{net.ParseIP("10.0.0.1")}, StateDir: t.TempDir(),
 		Roles: []string{config.RoleMaster, config.RoleNode}, NodePodCIDR: "10.244.0.0/24"}.WithDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +135,6 @@ func TestJoinFlow(t *testing.T) {
 	// Refused, with the reason, and nothing recorded.
 	old := worker("10.0.0.2", "node-2")
 	old.Version = "0.0.9"
-	auto := worker("10.0.0.2", "node-2")
-	auto.Master = nil
 	for _, tc := range []struct {
 		name string
 		req  JoinRequest
@@ -147,7 +145,6 @@ func TestJoinFlow(t *testing.T) {
 		{"duplicate hostname", worker("10.0.0.9", "node-1"), "a node with hostname node-1 is already in the cluster"},
 		{"bad address", worker("banana", "node-2"), `advertise address "banana" is not an IPv4 address`},
 		{"bad hostname", worker("10.0.0.2", "-x"), `hostname "-x"`},
-		{"master (not built yet)", auto, "joining as a master (the cluster has 1 of 3)"},
 	} {
 		if _, err := c.Join(ctx, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
@@ -260,6 +257,55 @@ func TestJoinFlow(t *testing.T) {
 	}
 	if _, err := c.Join(ctx, worker("10.0.0.5", "node-5")); err == nil || !strings.Contains(err.Error(), "the join token expired") {
 		t.Fatalf("expired token: %v", err)
+	}
+}
+
+// A node joins as a master while the cluster has fewer than three, and
+// alone: etcd grows by one member at a time, so nothing joins beside it.
+func TestMasterJoinsAlone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c, err := Discover(ctx, f.addr, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto := worker("10.0.0.2", "node-2")
+	auto.Master = nil
+	m, err := c.Join(ctx, auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Node.Self.Master {
+		t.Fatal("the second node of a one-master cluster joins as a worker")
+	}
+	var ids []string
+	for _, ph := range m.Plan.Phases {
+		ids = append(ids, ph.ID)
+	}
+	if got, want := strings.Join(ids, " "), "/admit /bootstrap/10.0.0.2 /pull/10.0.0.2 /etcd/10.0.0.2 /system/10.0.0.2 /wait/10.0.0.2 /registry/10.0.0.2"; got != want {
+		t.Fatalf("master plan %s, want %s", got, want)
+	}
+	if _, err := c.Join(ctx, worker("10.0.0.3", "node-3")); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a worker joining beside a master: %v", err)
+	}
+	// A master gets the CA set with its certificates; a worker never.
+	names, _ := pki.NodeCertNames(pki.Node{Name: "10.0.0.2", IP: net.ParseIP("10.0.0.2"), Master: true, ServiceIP: net.ParseIP("10.100.0.1")})
+	keys, err := pki.NewNodeRequests(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cas.Save(f.svc.cfg.Self.Paths().PKI, false); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Certs(ctx, m.OperationID, keys.CSRs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.WriteFiles(t.TempDir(), resp.CAFiles); err != nil {
+		t.Fatalf("the CA set a master got: %v", err)
+	}
+	if _, err := keys.Complete(resp.Certs); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -389,3 +389,8 @@ func NodeExecutor(c Config, ip, typ string, out io.Writer) (plan.Executor, error
 
 // NodeConfigPath is where a node's runtime config is kept.
 func (c Config) NodeConfigPath() string { return c.nodeConfigPath() }
+
+// InstallRootKubeconfig makes a master's admin kubeconfig root's (a
+// kubeconfig root had is kept beside it); RestoreRootKubeconfig undoes it.
+func InstallRootKubeconfig(admin string) error { return installKubeconfig(admin) }
+func RestoreRootKubeconfig(admin string) error { return restoreKubeconfig(admin) }

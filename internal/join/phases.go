@@ -2,10 +2,12 @@ package join
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -15,13 +17,110 @@ import (
 
 	"github.com/opengravity/gravity/internal/clusterservice"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/kube"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/registrysync"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/store"
 )
+
+// etcdStep adds this master to etcd as a learner (the cluster service
+// promotes it once it has caught up) and writes the node config with the
+// members it starts with.
+type etcdStep struct {
+	cfg install.Config
+	ip  string
+	c   *clusterservice.Client
+	op  string
+}
+
+func (s etcdStep) Execute(ctx context.Context) error {
+	if s.c == nil {
+		return errors.New("joining etcd needs the cluster service")
+	}
+	m, err := s.c.Etcd(ctx, http.MethodPost, s.op)
+	if err != nil {
+		return err
+	}
+	nd, err := s.cfg.Node(s.ip)
+	if err != nil {
+		return err
+	}
+	rn, err := s.cfg.RuntimeNode(nd)
+	if err != nil {
+		return err
+	}
+	// The members it joins, then itself: a node's etcd bootstraps a new
+	// cluster only when it is the first (node.EtcdClusterState).
+	rn.MasterIPs = nil
+	for _, ip := range m.Members {
+		if ip != s.ip {
+			rn.MasterIPs = append(rn.MasterIPs, net.ParseIP(ip))
+		}
+	}
+	rn.MasterIPs = append(rn.MasterIPs, net.ParseIP(s.ip))
+	data, err := node.FormatNode(rn)
+	if err != nil {
+		return err
+	}
+	return config.Write("/", map[string][]byte{s.cfg.NodeConfigPath(): data}, config.FileMode)
+}
+
+func (s etcdStep) Rollback(ctx context.Context) error {
+	if s.c == nil {
+		return errors.New("leaving etcd needs the cluster service: run the rollback again once a master answers")
+	}
+	_, err := s.c.Etcd(ctx, http.MethodDelete, s.op)
+	return err
+}
+
+// registryStep copies every image of the master the join went through
+// into this master's registry, with this master's pusher certificate.
+type registryStep struct {
+	cfg  install.Config
+	ip   string
+	from string // the cluster service's host:port
+}
+
+func (s registryStep) Execute(ctx context.Context) error {
+	nd, err := s.cfg.Node(s.ip)
+	if err != nil {
+		return err
+	}
+	rn, err := s.cfg.RuntimeNode(nd)
+	if err != nil {
+		return err
+	}
+	p := rn.Paths()
+	pair, err := tls.LoadX509KeyPair(p.Cert(pki.RegistryPusher), p.Key(pki.RegistryPusher))
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(p.Cert(pki.ClusterCAName))
+	if err != nil {
+		return err
+	}
+	pool, err := jointoken.Pool(caPEM)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool,
+		ServerName: pki.RegistryHost, MinVersion: tls.VersionTLS12}}
+	host, _, err := net.SplitHostPort(s.from)
+	if err != nil {
+		return err
+	}
+	port := fmt.Sprint(config.RegistryPort)
+	_, err = registrysync.Sync(ctx, net.JoinHostPort(host, port), net.JoinHostPort(s.ip, port), tr)
+	return err
+}
+
+// Rollback empties nothing: the registry's storage goes with the runtime's
+// rollback.
+func (registryStep) Rollback(context.Context) error { return nil }
 
 // Phase types of a join, run on the joining node (the cluster service
 // plans them: clusterservice.ExpandPlan).
@@ -31,6 +130,8 @@ const (
 	typePull      = clusterservice.PhasePull
 	typeRuntime   = clusterservice.PhaseRuntime
 	typeWait      = clusterservice.PhaseWait
+	typeEtcd      = clusterservice.PhaseEtcd
+	typeRegistry  = clusterservice.PhaseRegistry
 )
 
 // installConfig is the install operation's view of this node, which
@@ -102,7 +203,15 @@ func executors(stateDir string, rec *record, c *clusterservice.Client, st plan.S
 	r.Register(typeRuntime, func(*plan.Phase) (plan.Executor, error) {
 		return install.NodeExecutor(cfg, ip, install.NodeTypeRuntime, out)
 	})
-	r.Register(typeWait, func(*plan.Phase) (plan.Executor, error) { return waitStep{cfg: cfg, ip: ip}, nil })
+	r.Register(typeWait, func(*plan.Phase) (plan.Executor, error) {
+		return waitStep{cfg: cfg, ip: ip, c: c, op: rec.OperationID}, nil
+	})
+	r.Register(typeEtcd, func(*plan.Phase) (plan.Executor, error) {
+		return etcdStep{cfg: cfg, ip: ip, c: c, op: rec.OperationID}, nil
+	})
+	r.Register(typeRegistry, func(*plan.Phase) (plan.Executor, error) {
+		return registryStep{cfg: cfg, ip: ip, from: rec.Peer}, nil
+	})
 	return r
 }
 
@@ -155,11 +264,7 @@ func (s bootstrapStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if rn.IsMaster() {
-		return errors.New("joining as a master is not supported by this version yet")
-	}
-	pn := pki.Node{Name: rn.Name, IP: net.ParseIP(s.ip), Hostname: rn.Hostname}
-	names, err := pki.NodeCertNames(pn)
+	names, err := pki.NodeCertNames(rn.PKINode())
 	if err != nil {
 		return err
 	}
@@ -190,14 +295,27 @@ func (s bootstrapStep) Execute(ctx context.Context) error {
 	if err := pki.WriteDir(p.PKI, pairs); err != nil {
 		return err
 	}
-	if err := config.Write("/", map[string][]byte{p.Cert(pki.ClusterCAName): resp.CA}, pki.CertMode); err != nil {
+	if rn.IsMaster() {
+		if len(resp.CAFiles) == 0 {
+			return errors.New("the cluster sent a master no CA set")
+		}
+		if _, err := pki.WriteFiles(p.PKI, resp.CAFiles); err != nil {
+			return err
+		}
+	} else if err := config.Write("/", map[string][]byte{p.Cert(pki.ClusterCAName): resp.CA}, pki.CertMode); err != nil {
 		return err
 	}
 	kcs, err := config.Kubeconfigs(rn, ca, pairs)
 	if err != nil {
 		return err
 	}
-	return config.Write("/", kcs, pki.KeyMode)
+	if err := config.Write("/", kcs, pki.KeyMode); err != nil {
+		return err
+	}
+	if rn.IsMaster() {
+		return install.InstallRootKubeconfig(p.Kubeconfig(config.KubeconfigAdmin))
+	}
+	return nil
 }
 
 func (s bootstrapStep) Rollback(context.Context) error {
@@ -206,7 +324,9 @@ func (s bootstrapStep) Rollback(context.Context) error {
 		return err
 	}
 	p := rn.Paths()
-	return errors.Join(os.RemoveAll(p.PKI), os.RemoveAll(p.Config))
+	// First, while the admin kubeconfig to compare with is still there.
+	errs := []error{install.RestoreRootKubeconfig(p.Kubeconfig(config.KubeconfigAdmin))}
+	return errors.Join(append(errs, os.RemoveAll(p.PKI), os.RemoveAll(p.Config))...)
 }
 
 // pullStep fetches the runtime package from the cluster into this node's
@@ -235,10 +355,13 @@ func (s pullStep) Rollback(ctx context.Context) error {
 	return errors.Join(s.inner.Rollback(ctx), os.RemoveAll(s.cfg.PackagesDir()))
 }
 
-// waitStep waits for the node to be Ready, as its kubelet reports it.
+// waitStep waits for the node to be Ready, as its kubelet reports it,
+// and on a master for its etcd member to be a voting one.
 type waitStep struct {
 	cfg install.Config
 	ip  string
+	c   *clusterservice.Client
+	op  string
 }
 
 func (s waitStep) Execute(ctx context.Context) error {
@@ -266,10 +389,23 @@ func (s waitStep) Execute(ctx context.Context) error {
 		switch {
 		case err != nil:
 			last = err.Error()
-		case ready(n):
+		case !ready(n):
+			last = "not Ready yet"
+		case !rn.IsMaster():
 			return nil
 		default:
-			last = "not Ready yet"
+			if s.c == nil {
+				return errors.New("waiting for the etcd member needs the cluster service")
+			}
+			m, err := s.c.Etcd(ctx, http.MethodGet, s.op)
+			switch {
+			case err != nil:
+				last = err.Error()
+			case m.Promoted:
+				return nil
+			default:
+				last = "its etcd member is still a learner"
+			}
 		}
 		select {
 		case <-ctx.Done():

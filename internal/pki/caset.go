@@ -224,3 +224,47 @@ func loadServiceAccount(dir string) (crypto.Signer, error) {
 	}
 	return key, nil
 }
+
+// ReadFiles reads the set's files under dir (what Save writes), by name
+// relative to dir: a master hands them to a master that joins.
+func ReadFiles(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range caFiles() {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil {
+			return nil, fmt.Errorf("read CA set: %w", err)
+		}
+		out[f] = data
+	}
+	return out, nil
+}
+
+// WriteFiles writes a set read by ReadFiles under dir (keys 0600) and
+// loads it back, so that a damaged or partial set is an error here rather
+// than in the first component that reads it. Names other than the set's
+// are refused.
+func WriteFiles(dir string, files map[string][]byte) (*CASet, error) {
+	want := map[string]bool{}
+	for _, f := range caFiles() {
+		want[f] = true
+		if _, ok := files[f]; !ok {
+			return nil, fmt.Errorf("write CA set: %s is missing", f)
+		}
+	}
+	if err := ensureDir(dir); err != nil {
+		return nil, err
+	}
+	for name, data := range files {
+		if !want[name] {
+			return nil, fmt.Errorf("write CA set: unexpected file %q", name)
+		}
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := ensureDir(filepath.Dir(path)); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(path, data, KeyMode, true); err != nil {
+			return nil, fmt.Errorf("write CA set: %w", err)
+		}
+	}
+	return LoadCASet(dir)
+}

@@ -1,0 +1,66 @@
+package clusterservice
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opengravity/gravity/internal/runtime/config"
+)
+
+// masterIPs are the control-plane nodes' addresses, sorted.
+func (s *Service) masterIPs(ctx context.Context) ([]net.IP, error) {
+	nodes, err := s.cfg.Clients.Kube.Nodes().List(ctx, metav1.ListOptions{LabelSelector: labelControlPlane})
+	if err != nil {
+		return nil, fmt.Errorf("listing masters: %w", err)
+	}
+	var names []string
+	for _, n := range nodes.Items {
+		if _, ok := n.Labels[labelControlPlane]; ok {
+			names = append(names, n.Name)
+		}
+	}
+	sort.Strings(names)
+	var out []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
+}
+
+// updateDNS makes registry.local answer with every master in the cluster
+// DNS (CoreDNS reloads its Corefile when the ConfigMap changes).
+func (s *Service) updateDNS(ctx context.Context) error {
+	ips, err := s.masterIPs(ctx)
+	if err != nil {
+		return err
+	}
+	n := s.cfg.Self
+	n.MasterIPs = ips
+	corefile, err := config.Corefile(n)
+	if err != nil {
+		return err
+	}
+	cms := s.cfg.Clients.Kube.ConfigMaps("kube-system")
+	cm, err := cms.Get(ctx, config.DNSName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the cluster DNS configuration: %w", err)
+	}
+	if cm.Data["Corefile"] == string(corefile) {
+		return nil
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data["Corefile"] = string(corefile)
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("updating the cluster DNS configuration: %w", err)
+	}
+	s.cfg.Log.Info("registry.local now answers with every master", "masters", fmt.Sprint(ips))
+	return nil
+}
