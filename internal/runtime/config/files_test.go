@@ -102,8 +102,8 @@ func TestKubeconfigs(t *testing.T) {
 		server string
 		names  []string
 	}{
-		{testMaster(), "https://192.0.2.10:6443", []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "csr-approver"}},
-		{testWorker(), "https://192.0.2.10:6443", []string{"kubelet", "kube-proxy"}},
+		{testMaster(), "https://192.0.2.10:6443", []string{"admin", "controller-manager", "scheduler", "kubelet", "kube-proxy", "csr-approver", "cluster-service"}},
+		{testWorker(), "https://127.0.0.1:6443", []string{"kubelet", "kube-proxy"}},
 	} {
 		n, _ := tc.node.WithDefaults()
 		certs, err := pki.NodeCerts(cs, n.PKINode())

@@ -323,15 +323,16 @@ func (n Node) serviceIP(offset uint32) net.IP {
 }
 
 // APIServer is the address this node's clients reach the API server at: its
-// own on a master (the API server listens on the node IP only), the first
-// master's otherwise. Empty when n names neither.
+// own on a master (the API server listens on the node IP only); on a
+// worker its load balancer on loopback, in front of every master's (the
+// API servers' certificates hold 127.0.0.1). Empty when n names neither.
 func (n Node) APIServer() string {
 	var ip net.IP
 	switch {
 	case n.IsMaster() && n.IP != nil:
 		ip = n.IP
 	case len(n.MasterIPs) > 0:
-		ip = n.MasterIPs[0]
+		ip = loopback
 	default:
 		return ""
 	}

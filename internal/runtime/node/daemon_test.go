@@ -121,7 +121,7 @@ func freePorts(t *testing.T, ports ...int) {
 // and kube-proxy: prepared, started in order with its probes passing,
 // published in the status file, and stopped on cancel.
 func TestRunWorker(t *testing.T) {
-	freePorts(t, KubeletPort, KubeletHealthzPort, KubeProxyHealthzPort, KubeProxyMetricsPort)
+	freePorts(t, 6443, KubeletPort, KubeletHealthzPort, KubeProxyHealthzPort, KubeProxyMetricsPort)
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")
 	n := worker(t)
 	n.BinDir = fakeBinDir(t, "containerd", "kubelet", "kube-proxy")
@@ -155,7 +155,7 @@ func TestRunWorker(t *testing.T) {
 	if d := <-shared; d != n.Paths().KubeletRoot {
 		t.Errorf("shared mount %s, want kubelet's root %s", d, n.Paths().KubeletRoot)
 	}
-	if len(st.Processes) != 4 {
+	if len(st.Processes) != 5 {
 		t.Fatalf("status %+v", st)
 	}
 	for i, want := range []string{Containerd, Kubelet, KubeProxy, PodNetwork} {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/opengravity/gravity/internal/runtime/apilb"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
@@ -40,7 +42,30 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "runtime" && os.Args[2] == PodNetworkCommand {
 		os.Exit(fakePodNetwork(os.Args[3:]))
 	}
+	// ... and the worker's API load balancer, the real one.
+	if len(os.Args) > 2 && os.Args[1] == "runtime" && os.Args[2] == APILBCommand {
+		os.Exit(runAPILB(os.Args[3:]))
+	}
 	os.Exit(m.Run())
+}
+
+// runAPILB runs the balancer on --listen for --backend flags.
+func runAPILB(args []string) int {
+	var listen string
+	var backends []string
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "--listen":
+			listen = args[i+1]
+		case "--backend":
+			backends = append(backends, args[i+1])
+		}
+	}
+	if err := apilb.New(listen, backends, nil).Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "api-lb:", err)
+		return 1
+	}
+	return 0
 }
 
 // fakePodNetwork answers /healthz on --health-addr.

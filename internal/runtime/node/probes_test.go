@@ -52,7 +52,7 @@ func TestProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w) != 4 || w[Kubelet] != want[Kubelet] {
+	if len(w) != 5 || w[Kubelet] != want[Kubelet] || w[APILB] != (Probe{URL: "tcp://127.0.0.1:6443"}) {
 		t.Errorf("worker probes %+v", w)
 	}
 }

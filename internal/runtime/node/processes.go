@@ -28,6 +28,7 @@ const (
 	RegistryGate      = "registry-gate"
 	CSRApprover       = "csr-approver"
 	ClusterService    = "cluster-service"
+	APILB             = "api-lb"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -65,16 +66,35 @@ const (
 	apiServerReadyTimeout = 2 * time.Minute
 )
 
-// component is one process of a node; masterOnly ones are left out on
-// workers. kube components run from the multicall binary's link named
-// after them.
+// runsOn says which nodes run a component.
+type runsOn int
+
+const (
+	everyNode runsOn = iota
+	mastersOnly
+	// workersOnly: what a master has of its own (the API server).
+	workersOnly
+)
+
+func (r runsOn) on(n config.Node) bool {
+	switch r {
+	case mastersOnly:
+		return n.IsMaster()
+	case workersOnly:
+		return !n.IsMaster()
+	}
+	return true
+}
+
+// component is one process of a node, on the nodes runsOn says. kube
+// components run from the multicall binary's link named after them.
 type component struct {
-	name       string
-	masterOnly bool
-	bin        string
-	args       func(config.Node) ([]string, error)
-	probe      func(config.Node) Probe
-	ports      []int
+	name   string
+	runsOn runsOn
+	bin    string
+	args   func(config.Node) ([]string, error)
+	probe  func(config.Node) Probe
+	ports  []int
 }
 
 // components is the start order: etcd before the API server that stores in
@@ -82,27 +102,30 @@ type component struct {
 // containerd before kubelet, and the registry last since pods pull from it
 // only once they are scheduled.
 var components = []component{
-	{Etcd, true, "etcd", etcdArgs, etcdProbe, []int{config.EtcdClientPort, config.EtcdPeerPort}},
-	{APIServer, true, kubeBinary, config.APIServerArgs, apiServerProbe, []int{config.APIServerPort}},
-	{ControllerManager, true, kubeBinary, config.ControllerManagerArgs, tcpProbe(ControllerManagerPort), []int{ControllerManagerPort}},
-	{Scheduler, true, kubeBinary, config.SchedulerArgs, tcpProbe(SchedulerPort), []int{SchedulerPort}},
+	{Etcd, mastersOnly, "etcd", etcdArgs, etcdProbe, []int{config.EtcdClientPort, config.EtcdPeerPort}},
+	{APIServer, mastersOnly, kubeBinary, config.APIServerArgs, apiServerProbe, []int{config.APIServerPort}},
+	{ControllerManager, mastersOnly, kubeBinary, config.ControllerManagerArgs, tcpProbe(ControllerManagerPort), []int{ControllerManagerPort}},
+	{Scheduler, mastersOnly, kubeBinary, config.SchedulerArgs, tcpProbe(SchedulerPort), []int{SchedulerPort}},
+	// A worker reaches the API servers through its own balancer, which
+	// must be there before anything on the node calls the API.
+	{APILB, workersOnly, gravityBinary, apiLBArgs, tcpProbe(config.APIServerPort), []int{config.APIServerPort}},
 	// containerd listens on its unix socket only (no TCP service; the CRI
 	// streaming server takes a random loopback port).
-	{Containerd, false, "containerd", containerdArgs, containerdProbe, nil},
-	{Kubelet, false, kubeBinary, config.KubeletArgs, httpProbe(KubeletHealthzPort), []int{KubeletPort, KubeletHealthzPort}},
-	{KubeProxy, false, kubeBinary, config.KubeProxyArgs, httpProbe(KubeProxyHealthzPort), []int{KubeProxyHealthzPort, KubeProxyMetricsPort}},
+	{Containerd, everyNode, "containerd", containerdArgs, containerdProbe, nil},
+	{Kubelet, everyNode, kubeBinary, config.KubeletArgs, httpProbe(KubeletHealthzPort), []int{KubeletPort, KubeletHealthzPort}},
+	{KubeProxy, everyNode, kubeBinary, config.KubeProxyArgs, httpProbe(KubeProxyHealthzPort), []int{KubeProxyHealthzPort, KubeProxyMetricsPort}},
 	// The pod network agent needs the node registered, which kubelet does
 	// soon after it is ready; pods on other nodes are unreachable until it is.
-	{PodNetwork, false, gravityBinary, podNetworkArgs, httpProbe(PodNetworkHealthzPort), []int{PodNetworkHealthzPort}},
+	{PodNetwork, everyNode, gravityBinary, podNetworkArgs, httpProbe(PodNetworkHealthzPort), []int{PodNetworkHealthzPort}},
 	// The registry listens on a unix socket; its gate serves the network
 	// and decides who may pull and who may push.
-	{Registry, true, "registry", config.RegistryArgs, registrySocketProbe, nil},
-	{RegistryGate, true, gravityBinary, config.RegistryGateArgs, registryProbe, []int{config.RegistryPort}},
+	{Registry, mastersOnly, "registry", config.RegistryArgs, registrySocketProbe, nil},
+	{RegistryGate, mastersOnly, gravityBinary, config.RegistryGateArgs, registryProbe, []int{config.RegistryPort}},
 	// Approves kubelets' serving certificate requests; nothing waits on it
 	// but kubelets' serving endpoints (logs, exec).
-	{CSRApprover, true, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
+	{CSRApprover, mastersOnly, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
 	// Accepts joining nodes and serves them packages (internal/clusterservice).
-	{ClusterService, true, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort}},
+	{ClusterService, mastersOnly, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -116,7 +139,7 @@ func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
 	p := n.Paths()
 	var out []supervisor.Process
 	for _, c := range components {
-		if c.masterOnly && !n.IsMaster() {
+		if !c.runsOn.on(n) {
 			continue
 		}
 		args, err := c.args(n)
@@ -189,7 +212,7 @@ func Probes(n config.Node) (map[string]Probe, error) {
 	}
 	out := map[string]Probe{}
 	for _, c := range components {
-		if !c.masterOnly || n.IsMaster() {
+		if c.runsOn.on(n) {
 			out[c.name] = c.probe(n)
 		}
 	}
@@ -229,6 +252,19 @@ func clusterServiceArgs(n config.Node) ([]string, error) {
 		"--cert", p.Cert(pki.ClusterService), "--key", p.Key(pki.ClusterService), "--pki-dir", p.PKI,
 		"--kubeconfig", p.Kubeconfig(config.KubeconfigClusterService), "--node-config", p.NodeConfig,
 		"--packages", p.Packages}, nil
+}
+
+// APILBCommand is the hidden `gravity runtime` subcommand of a worker's
+// API load balancer (apilb).
+const APILBCommand = "api-lb"
+
+func apiLBArgs(n config.Node) ([]string, error) {
+	args := []string{"runtime", APILBCommand, "--listen", hostPort(loopback, config.APIServerPort),
+		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubeProxy)}
+	for _, m := range n.MasterIPs {
+		args = append(args, "--backend", hostPort(m.String(), config.APIServerPort))
+	}
+	return args, nil
 }
 
 func podNetworkArgs(n config.Node) ([]string, error) {

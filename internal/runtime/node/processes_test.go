@@ -83,7 +83,8 @@ func TestProcesses(t *testing.T) {
 			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}},
 			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}},
 			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009}}})},
-		{"worker", worker, node(worker)},
+		{"worker", worker, append([]proc{{"api-lb", self, []string{"runtime", "api-lb", "--listen", "127.0.0.1:6443",
+			"--kubeconfig", worker.Paths().Kubeconfig("kube-proxy"), "--backend", "192.0.2.10:6443", "--backend", "192.0.2.11:6443"}, []int{6443}}}, node(worker)...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
