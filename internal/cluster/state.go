@@ -271,3 +271,28 @@ func DeleteToken(ctx context.Context, c Clients) error {
 	}
 	return err
 }
+
+// OperationStore keeps one operation's plan in the cluster only: an
+// operation the cluster service runs itself (a shrink) has no node disk
+// of its own.
+type OperationStore struct {
+	Clients Clients
+	ID      string
+}
+
+func (s OperationStore) Load(ctx context.Context) (*plan.Plan, error) {
+	ops, err := Operations(ctx, s.Clients)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ops {
+		if p.OperationID == s.ID {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: operation %s", plan.ErrNoPlan, s.ID)
+}
+
+func (s OperationStore) Save(ctx context.Context, p *plan.Plan) error {
+	return SaveOperation(ctx, s.Clients, p)
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +75,22 @@ type OperationBrief struct {
 type Probes struct {
 	API      func(ctx context.Context, url string) error
 	Registry func(ctx context.Context, url string) error
+	// Node checks a node from here, by its address: a node whose
+	// processes died is degraded at once, where Kubernetes marks it
+	// NotReady only after its grace period.
+	Node func(ctx context.Context, address string) error
+}
+
+// KubeletProbe is a Node probe: the node's kubelet accepts connections.
+func KubeletProbe(ctx context.Context, address string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(address, "10250"))
+	if err != nil {
+		return fmt.Errorf("kubelet at %s:10250 does not answer: %w", address, err)
+	}
+	return c.Close()
 }
 
 // ReadStatus gathers the cluster's status from its API.
@@ -96,6 +113,9 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 	for _, n := range nodes.Items {
 		st.Nodes = append(st.Nodes, nodeStatus(n))
 	}
+	if probes.Node != nil {
+		probeNodes(ctx, st.Nodes, probes.Node)
+	}
 	ops, err := Operations(ctx, c)
 	if err != nil {
 		return st, err
@@ -105,6 +125,25 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 	}
 	st.Endpoints = endpoints(ctx, st.Nodes, probes)
 	return st, nil
+}
+
+// probeNodes checks every node at once and marks those that fail.
+func probeNodes(ctx context.Context, nodes []NodeStatus, probe func(context.Context, string) error) {
+	var wg sync.WaitGroup
+	for i := range nodes {
+		if nodes[i].Address == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := probe(ctx, nodes[i].Address); err != nil {
+				nodes[i].Status = "degraded"
+				nodes[i].Problems = append(nodes[i].Problems, err.Error())
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func nodeStatus(n corev1.Node) NodeStatus {

@@ -16,7 +16,7 @@ const (
 	PathOperation = "/v1/join/operations/" // + id: PUT plan; + id/certs: POST; + id/complete, id/rollback: POST
 	PathPackage   = "/v1/packages/"        // + ref: GET PackageInfo
 	PathBlob      = "/v1/blobs/"           // + digest: GET (Range works)
-	PathNodes     = "/v1/nodes/"           // + name: DELETE (the node itself, by its certificate)
+	PathNodes     = "/v1/nodes/"           // + name/remove: POST (an admin's or the node's own certificate)
 )
 
 // JoinRequest asks to add the calling host to the cluster.

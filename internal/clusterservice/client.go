@@ -206,20 +206,30 @@ func (c *Client) fetchBlob(ctx context.Context, st *store.Store, digest string, 
 	return nil
 }
 
-// Leave removes the calling node from the cluster, authenticated by its
-// own client certificate (tlsCfg): a node removes only itself.
-func Leave(ctx context.Context, addr string, tlsCfg *tls.Config, node string) error {
-	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "https://"+addr+PathNodes+node, nil)
+// Remove asks the service at addr to take node name out of the cluster,
+// authenticated by a client certificate of the cluster (tlsCfg): an
+// admin's for any node, a node's own for itself. It returns the shrink
+// operation's plan.
+func Remove(ctx context.Context, addr string, tlsCfg *tls.Config, name string, force bool) (*plan.Plan, error) {
+	data, err := json.Marshal(RemoveRequest{Force: force})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	hc := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PathNodes+name+"/remove", bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cluster service at %s: %w", addr, err)
+		return nil, fmt.Errorf("cluster service at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	return readResponse(resp, nil)
+	var out RemoveResponse
+	if err := readResponse(resp, &out); err != nil {
+		return nil, err
+	}
+	return out.Plan, nil
 }
 
 // Etcd adds the joining master to etcd (POST), reads its membership

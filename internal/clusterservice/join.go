@@ -440,39 +440,6 @@ func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// handleNodeLeave removes the calling node from the cluster: a node may
-// remove only itself, proven by its kubelet client certificate.
-func (s *Service) handleNodeLeave(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		s.fail(w, http.StatusUnauthorized, errors.New("a node leaves with its own client certificate"))
-		return
-	}
-	cert := r.TLS.VerifiedChains[0][0]
-	if cert.Subject.CommonName != "system:node:"+name || !slices.Contains(cert.Subject.Organization, pki.SystemNodes) {
-		s.fail(w, http.StatusForbidden, fmt.Errorf("%s may not remove node %s", cert.Subject.CommonName, name))
-		return
-	}
-	ctx := r.Context()
-	n, err := s.cfg.Clients.Kube.Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err == nil {
-		if _, master := n.Labels[labelControlPlane]; master {
-			s.fail(w, http.StatusBadRequest, errors.New("a master leaves through its etcd membership, which this version cannot change yet"))
-			return
-		}
-	}
-	if err := s.drain(ctx, name); err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
-	}
-	if err := s.forgetNode(ctx, name); err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
-	}
-	s.cfg.Log.Info("node left", "node", name)
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // drain cordons the node and deletes its pods, so that their controllers
 // start them elsewhere before the node goes.
 func (s *Service) drain(ctx context.Context, name string) error {

@@ -96,7 +96,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathOperation+"{id}/rollback", s.withToken(s.handleRollback))
 	mux.HandleFunc("GET "+PathPackage+"{ref...}", s.withToken(s.handlePackage))
 	mux.HandleFunc("GET "+PathBlob+"{digest}", s.withToken(s.handleBlob))
-	mux.HandleFunc("DELETE "+PathNodes+"{name}", s.handleNodeLeave)
+	mux.HandleFunc("POST "+PathNodes+"{name}/remove", s.handleRemove)
 	return mux
 }
 

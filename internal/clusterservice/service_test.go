@@ -351,3 +351,54 @@ func TestFreeSubnet(t *testing.T) {
 		}
 	}
 }
+
+// A node removes itself with its own certificate, never another; the
+// shrink is recorded, the node and its subnet are gone.
+func TestRemoveWorker(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c, err := Discover(ctx, f.addr, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Join(ctx, worker("10.0.0.2", "node-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.clients.Kube.Nodes().Create(ctx, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
+		ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.2", Labels: map[string]string{cluster.LabelHostname: "node-2"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Complete(ctx, finish(a.Plan)); err != nil {
+		t.Fatal(err)
+	}
+	certFor := func(cn string, orgs ...string) *tls.Config {
+		kp, err := f.cas.Cluster.Issue(pki.Request{CommonName: cn, Organization: orgs, Validity: time.Hour, Usages: pki.UsageClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{RootCAs: f.cas.Cluster.Pool(), Certificates: []tls.Certificate{kp.TLSCertificate()}}
+	}
+	if _, err := Remove(ctx, f.addr, certFor("system:node:10.0.0.3", pki.SystemNodes), "10.0.0.2", false); err == nil ||
+		!strings.Contains(err.Error(), "may not remove node 10.0.0.2") {
+		t.Fatalf("another node's certificate: %v", err)
+	}
+	if _, err := Remove(ctx, f.addr, certFor("system:node:10.0.0.1", pki.SystemNodes), "10.0.0.1", false); err == nil ||
+		!strings.Contains(err.Error(), "last master") {
+		t.Fatalf("the last master: %v", err)
+	}
+	p, err := Remove(ctx, f.addr, certFor("system:node:10.0.0.2", pki.SystemNodes), "10.0.0.2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.OperationType != OperationShrink || !p.Done() || len(p.Leaves()) != 2 {
+		t.Fatalf("shrink plan %+v", p)
+	}
+	if _, err := f.clients.Kube.Nodes().Get(ctx, "10.0.0.2", metav1.GetOptions{}); err == nil {
+		t.Fatal("the removed node is still there")
+	}
+	cm, _ := f.clients.Kube.ConfigMaps(cluster.Namespace).Get(ctx, subnetsName, metav1.GetOptions{})
+	if _, ok := cm.Data["10.0.0.2"]; ok {
+		t.Fatal("the removed node kept its pod subnet")
+	}
+}

@@ -53,7 +53,7 @@ func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
 		return cluster.Status{}, err
 	}
 	apiClient.Timeout = 5 * time.Second
-	probes := cluster.Probes{API: cluster.HTTPProbe(apiClient, "/readyz")}
+	probes := cluster.Probes{API: cluster.HTTPProbe(apiClient, "/readyz"), Node: cluster.KubeletProbe}
 	if reg, err := newRegistryClient(n, pki.RegistryClient); err == nil {
 		probes.Registry = cluster.HTTPProbe(&http.Client{Transport: reg.tr, Timeout: 5 * time.Second}, "/v2/")
 	}

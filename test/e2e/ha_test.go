@@ -22,12 +22,7 @@ func (c *haCluster) host(t *testing.T, name string) *installHost {
 	if h, ok := c.hosts[name]; ok {
 		return h
 	}
-	h, err := c.net.AddHost(c.ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ih := &installHost{t: c.t, ctx: c.ctx, net: c.net, h: h, work: c.work}
-	c.t.Cleanup(func() { ih.removeCgroups() })
+	ih := c.addHost(name)
 	ih.put(c.h.Path("/usr/local/bin/gravity"), "/root/gravity")
 	c.hosts[name] = ih
 	return ih
@@ -58,9 +53,186 @@ func TestHA(t *testing.T) {
 	c := &haCluster{installHost: ih, hosts: map[string]*installHost{},
 		token: strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))}
 
-	t.Run("masters", func(t *testing.T) {
-		c.join(t, "h2")
-		out := c.hosts["h2"].mustRun("kubectl", "get", "nodes")
-		t.Logf("kubectl get nodes on h2:\n%s", out)
+	t.Run("masters", func(t *testing.T) { testMastersJoin(t, c) })
+	t.Run("workers", func(t *testing.T) { testWorkersJoin(t, c) })
+	t.Run("master-down", func(t *testing.T) { testMasterDown(t, c) })
+	t.Run("remove", func(t *testing.T) { testRemove(t, c) })
+	if drops, err := c.net.EgressDrops(ctx); err != nil || drops != 0 {
+		t.Errorf("packets dropped leaving the test hosts: %d (%v)", drops, err)
+	}
+}
+
+// waitUntil polls ok until it holds or d passes, and returns how long it
+// took.
+func waitUntil(t *testing.T, what string, d time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// testMasterDown: every process on h1 is killed. The API answers on h2 and
+// through a worker's balancer, a new Deployment's pods start elsewhere and
+// pull from registry.local, gravity status on h2 shows h1 degraded; h1's
+// runtime starts again and it is Ready with nothing lost.
+func testMasterDown(t *testing.T, c *haCluster) {
+	h1, h2, h4 := c.h.IP.String(), c.hosts["h2"], c.hosts["h4"]
+	_, _ = c.run("kill", "-9", "-1")
+	down := time.Now()
+	took := waitUntil(t, "kubectl get nodes on h2", 30*time.Second, func() bool {
+		_, err := h2.run("kubectl", "get", "nodes")
+		return err == nil
 	})
+	t.Logf("API on h2 answered %v after h1 went down", took.Round(time.Millisecond))
+	took = waitUntil(t, "the API through a worker's balancer", 30*time.Second, func() bool {
+		_, err := h4.run("kubectl", "--kubeconfig=/var/lib/gravity/secrets/kubeconfig/kubelet.conf", "get", "node", h4.h.IP.String())
+		return err == nil
+	})
+	t.Logf("API from worker h4 answered %v after h1 went down", took.Round(time.Millisecond))
+	status := h2.mustRun("gravity", "status")
+	if line := grepLine(status[strings.Index(status, "/ "+h1+" /"):], "Status:"); !strings.Contains(line, "degraded") {
+		t.Errorf("gravity status on h2 does not show h1 degraded:\n%s", status)
+	}
+	deploy := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"after-h1"},"spec":{"replicas":2,` +
+		`"selector":{"matchLabels":{"app":"after-h1"}},"template":{"metadata":{"labels":{"app":"after-h1"}},"spec":{` +
+		`"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":` +
+		`[{"key":"kubernetes.io/hostname","operator":"NotIn","values":["` + h1 + `"]}]}]}}},` +
+		`"containers":[{"name":"c","image":"registry.local:5000/alpine:3.3","command":["sleep","3600"]}]}}}}`
+	h2.put(writeTemp(t, deploy), "/root/deploy.json")
+	h2.mustRun("kubectl", "apply", "-f", "/root/deploy.json")
+	took = waitUntil(t, "the Deployment's pods", 2*time.Minute, func() bool {
+		out, _ := h2.run("kubectl", "get", "deployment", "after-h1", "-o", "jsonpath={.status.availableReplicas}")
+		return out == "2"
+	})
+	t.Logf("a new Deployment was available %v later (%v after h1 went down)", took.Round(time.Millisecond), time.Since(down).Round(time.Second))
+
+	// h1 comes back.
+	c.mustRun("gravity", "runtime", "start", "--config", "/var/lib/gravity/config/node.yaml")
+	took = waitUntil(t, "h1 Ready again", 3*time.Minute, func() bool {
+		out, _ := h2.run("kubectl", "get", "node", h1, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		st, _ := h2.run("gravity", "status")
+		return out == "True" && !strings.Contains(st, "degraded")
+	})
+	t.Logf("h1 was Ready and healthy %v after its runtime started again", took.Round(time.Millisecond))
+	if out := c.mustRun("kubectl", "get", "pod", "on-h3", "-o", "jsonpath={.status.phase}"); out != "Running" {
+		t.Errorf("pod on-h3 after h1 came back: %q", out)
+	}
+}
+
+// testRemove: a worker and a master are removed from h2; etcd is back to
+// two healthy members; the removed master, cleaned, joins again.
+func testRemove(t *testing.T, c *haCluster) {
+	h2, h3, h5 := c.hosts["h2"], c.hosts["h3"], c.hosts["h5"]
+	out := h2.mustRun("gravity", "remove", h5.h.IP.String(), "--confirm")
+	t.Logf("gravity remove h5:\n%s", out)
+	h5.mustRun("gravity", "leave", "--force")
+	h5.assertClean()
+	h2.mustFail("not confirmed", "sh", "-c", "echo n | gravity remove h3")
+	out = h2.mustRun("gravity", "remove", "h3", "--confirm")
+	t.Logf("gravity remove h3:\n%s", out)
+	if got := h2.mustRun("kubectl", "get", "nodes", "-o", "name"); strings.Contains(got, h3.h.IP.String()) || strings.Contains(got, h5.h.IP.String()) {
+		t.Errorf("removed nodes still listed:\n%s", got)
+	}
+	members := h2.mustRun("/usr/lib/gravity/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
+		"--cert=/var/lib/gravity/secrets/apiserver-etcd-client.crt", "--key=/var/lib/gravity/secrets/apiserver-etcd-client.key",
+		"endpoint", "health", "--cluster")
+	if n := strings.Count(members, "is healthy"); n != 2 || strings.Contains(members, "unhealthy") {
+		t.Errorf("etcd after removing a master:\n%s", members)
+	}
+	h3.mustRun("gravity", "leave", "--force")
+	h3.assertClean()
+	c.join(t, "h3")
+}
+
+// testMastersJoin: h2 and h3 join as masters (the cluster picks the role),
+// one after the other: three masters, three etcd members, registry.local
+// on each with every image, a pod on h3 from registry.local, status and
+// kubectl on h2.
+func testMastersJoin(t *testing.T, c *haCluster) {
+	for _, h := range []string{"h2", "h3"} {
+		out := c.join(t, h)
+		if !strings.Contains(out, "as master node") {
+			t.Errorf("%s did not join as a master", h)
+		}
+	}
+	h2 := c.hosts["h2"]
+	nodes := h2.mustRun("kubectl", "get", "nodes")
+	t.Logf("kubectl get nodes on h2:\n%s", nodes)
+	for _, h := range []*installHost{c.installHost, h2, c.hosts["h3"]} {
+		ip := h.h.IP.String()
+		if got := h2.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); got != "True" {
+			t.Errorf("node %s Ready = %q", ip, got)
+		}
+		// Every master's registry has every image.
+		if cat := h.mustRun("sh", "-c", "curl -sf --cacert /var/lib/gravity/secrets/ca.crt --cert /var/lib/gravity/secrets/registry-client.crt "+
+			"--key /var/lib/gravity/secrets/registry-client.key --resolve registry.local:5000:"+ip+" https://registry.local:5000/v2/_catalog"); !strings.Contains(cat, "alpine") {
+			t.Errorf("registry on %s: %s", ip, cat)
+		}
+	}
+	members := h2.mustRun("/usr/lib/gravity/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
+		"--cert=/var/lib/gravity/secrets/apiserver-etcd-client.crt", "--key=/var/lib/gravity/secrets/apiserver-etcd-client.key",
+		"endpoint", "health", "--cluster")
+	t.Logf("etcd:\n%s", members)
+	if n := strings.Count(members, "is healthy"); n != 3 {
+		t.Errorf("%d healthy etcd members, want 3", n)
+	}
+	h3 := c.hosts["h3"].h.IP.String()
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"on-h3"},"spec":{"nodeName":"` + h3 + `",` +
+		`"containers":[{"name":"c","image":"registry.local:5000/alpine:3.3","command":["sleep","3600"]}]}}`
+	h2.put(writeTemp(t, pod), "/root/pod.json")
+	h2.mustRun("kubectl", "apply", "-f", "/root/pod.json")
+	h2.waitPod("on-h3")
+	status := h2.mustRun("gravity", "status")
+	t.Logf("gravity status on h2:\n%s", status)
+	for _, h := range []string{c.h.IP.String(), c.hosts["h2"].h.IP.String(), h3} {
+		if !strings.Contains(status, h) {
+			t.Errorf("gravity status on h2 does not list %s", h)
+		}
+	}
+}
+
+// testWorkersJoin: with three masters, two hosts join at the same time and
+// become workers.
+func testWorkersJoin(t *testing.T, c *haCluster) {
+	hosts := []string{"h4", "h5"}
+	for _, h := range hosts {
+		c.host(t, h)
+	}
+	errs := make(chan error, len(hosts))
+	outs := make([]string, len(hosts))
+	for i, h := range hosts {
+		go func() {
+			var err error
+			outs[i], err = c.hosts[h].run("/root/gravity", "join", c.h.IP.String(), "--token="+c.token)
+			errs <- err
+		}()
+	}
+	for range hosts {
+		if err := <-errs; err != nil {
+			t.Errorf("parallel join: %v", err)
+		}
+	}
+	for i, h := range hosts {
+		t.Logf("%s: gravity join:\n%s", h, outs[i])
+		if !strings.Contains(outs[i], "Joined cluster in") || !strings.Contains(outs[i], "as node "+h) {
+			t.Errorf("%s did not join as a worker", h)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	// A worker reaches the API through its balancer, with its kubelet's
+	// credentials (which read its own Node only).
+	h4 := c.hosts["h4"]
+	if out := h4.mustRun("kubectl", "--kubeconfig=/var/lib/gravity/secrets/kubeconfig/kubelet.conf", "get", "node", h4.h.IP.String()); !strings.Contains(out, "Ready") {
+		t.Errorf("kubectl get node on a worker:\n%s", out)
+	}
+	if out := c.mustRun("kubectl", "get", "nodes"); strings.Count(out, " Ready ") != 5 {
+		t.Errorf("kubectl get nodes:\n%s", out)
+	}
 }

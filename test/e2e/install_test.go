@@ -32,6 +32,20 @@ type installHost struct {
 	net  *testhost.Network
 	h    *testhost.Host
 	work string
+	// others are the hosts addHost made on the same network, whose
+	// cgroups go with the first's, after the network.
+	others *[]*installHost
+}
+
+// addHost makes another host on ih's network.
+func (ih *installHost) addHost(name string) *installHost {
+	h, err := ih.net.AddHost(ih.ctx, name)
+	if err != nil {
+		ih.t.Fatal(err)
+	}
+	o := &installHost{t: ih.t, ctx: ih.ctx, net: ih.net, h: h, work: ih.work, others: ih.others}
+	*ih.others = append(*ih.others, o)
+	return o
 }
 
 const planFile = "/var/lib/gravity/local/plan.json"
@@ -65,11 +79,11 @@ func TestInstall(t *testing.T) {
 }
 
 func newInstallHost(t testing.TB, ctx context.Context, prefix, subnet string) *installHost {
-	ih := &installHost{t: t, ctx: ctx, work: filepath.Join(repo, "build/e2e", prefix)}
+	ih := &installHost{t: t, ctx: ctx, work: filepath.Join(repo, "build/e2e", prefix), others: &[]*installHost{}}
 	if err := os.RemoveAll(ih.work); err != nil {
 		t.Fatal(err)
 	}
-	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: prefix, Subnet: subnet})
+	net, err := testhost.NewNetwork(ctx, testhost.Options{Prefix: prefix, Subnet: subnet, Routed: []string{config.DefaultPodCIDR}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +95,12 @@ func newInstallHost(t testing.TB, ctx context.Context, prefix, subnet string) *i
 	ih.net, ih.h = net, h
 	// Last registered runs first: the network (and every process) goes,
 	// then the cgroups kubelet made on the shared kernel.
-	t.Cleanup(func() { ih.removeCgroups() })
+	t.Cleanup(func() {
+		ih.removeCgroups()
+		for _, o := range *ih.others {
+			o.removeCgroups()
+		}
+	})
 	t.Cleanup(func() { _ = net.Close() })
 	return ih
 }

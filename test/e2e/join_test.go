@@ -18,12 +18,9 @@ import (
 // registry.local; it holds no CA key; it leaves gracefully (the cluster
 // forgets it) and can join again.
 func testJoinWorker(t *testing.T, ih *installHost) {
-	h2, err := ih.net.AddHost(ih.ctx, "h2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &installHost{t: t, ctx: ih.ctx, net: ih.net, h: h2, work: ih.work}
-	t.Cleanup(func() { w.removeCgroups() })
+	w := ih.addHost("h2")
+	w.t = t
+	h2 := w.h
 	master, ip := ih.h.IP.String(), h2.IP.String()
 	w.put(ih.h.Path("/usr/local/bin/gravity"), "/root/gravity")
 	token := strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))

@@ -37,6 +37,6 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(output.VersionCommand(stdout), runtimeCommand(stdout, stderr), installCommand(stdout, stderr),
-		planCommand(stdout, stderr), statusCommand(stdout), joinCommand(stdout, stderr), leaveCommand(stdout), certsCommand(stdout))
+		planCommand(stdout, stderr), statusCommand(stdout), joinCommand(stdout, stderr), leaveCommand(stdout), removeCommand(stdout), certsCommand(stdout))
 	return root
 }

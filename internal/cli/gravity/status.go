@@ -154,8 +154,7 @@ func leaveCommand(stdout io.Writer) *cobra.Command {
 Node and its pod subnet), then everything gravity put on the node goes: the
 runtime, its containers, mounts, network state and data, the binaries and
 kubeconfig on the host, the state and log directories. With --force the
-cluster is not asked (it may be gone); a worker leaves gracefully, a master
-only with --force in this version.`,
+cluster is not asked (it may be gone, or this is its last master).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireRoot("leave"); err != nil {
