@@ -31,7 +31,10 @@ type Client struct {
 	Addr  string
 	Token string
 	// CA is the cluster CA the service's certificate is verified against.
-	CA   *x509.CertPool
+	CA *x509.CertPool
+	// Skew is how far the service's clock is ahead of this host's, as
+	// its discovery answer's Date said (to a second).
+	Skew time.Duration
 	http *http.Client
 }
 
@@ -61,6 +64,9 @@ func Discover(ctx context.Context, addr, token string) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{Addr: addr, Token: token, CA: pool}
+	if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.Skew = t.Sub(time.Now().Truncate(time.Second))
+	}
 	c.http = &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: time.Minute}}

@@ -159,6 +159,9 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 			return nil, refuse("a node with hostname %s is already in the cluster (node %s)", req.Hostname, n.Name)
 		}
 	}
+	if err := degraded(nodes.Items, ops); err != nil {
+		return nil, refuse("%v", err)
+	}
 	masters := 0
 	for _, n := range nodes.Items {
 		if _, ok := n.Labels[labelControlPlane]; ok {
@@ -386,6 +389,10 @@ func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.scaleDNS(ctx); err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
 	if err := cluster.SaveOperation(ctx, s.cfg.Clients, u.Plan); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
@@ -535,6 +542,29 @@ func (s *Service) labelNode(ctx context.Context, ip string, p *plan.Plan) error 
 	}
 	if _, err := s.cfg.Clients.Kube.Nodes().Patch(ctx, ip, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("labelling node %s: %w", ip, err)
+	}
+	return nil
+}
+
+// degraded says why the cluster may not grow now: a node that is not
+// Ready, other than one that is still joining.
+func degraded(nodes []corev1.Node, ops []*plan.Plan) error {
+	joining := map[string]bool{}
+	for _, op := range ops {
+		if !done(op) && op.OperationType == OperationExpand {
+			joining[op.Data[DataNode]] = true
+		}
+	}
+	for _, n := range nodes {
+		if joining[n.Name] {
+			continue
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+				return fmt.Errorf("the cluster is degraded: node %s is not Ready (%s); bring it back or `gravity remove %s --force` first",
+					n.Name, c.Message, n.Name)
+			}
+		}
 	}
 	return nil
 }

@@ -402,3 +402,22 @@ func TestRemoveWorker(t *testing.T) {
 		t.Fatal("the removed node kept its pod subnet")
 	}
 }
+
+// A cluster with a node that is not Ready does not grow.
+func TestJoinRefusedWhileDegraded(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	bad := &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.9"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown,
+			Message: "Kubelet stopped posting node status."}}}}
+	if _, err := f.clients.Kube.Nodes().Create(ctx, bad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Discover(ctx, f.addr, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, worker("10.0.0.2", "node-2")); err == nil || !strings.Contains(err.Error(), "the cluster is degraded: node 10.0.0.9 is not Ready (Kubelet stopped posting node status.)") {
+		t.Fatalf("join into a degraded cluster: %v", err)
+	}
+}

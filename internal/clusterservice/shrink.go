@@ -145,7 +145,9 @@ func (s *Service) remove(ctx context.Context, name string, force bool) (*plan.Pl
 type step func(ctx context.Context) error
 
 func (f step) Execute(ctx context.Context) error { return f(ctx) }
-func (step) Rollback(context.Context) error     { return errors.New("a removal cannot be rolled back: join the node again") }
+func (step) Rollback(context.Context) error {
+	return errors.New("a removal cannot be rolled back: join the node again")
+}
 
 func (s *Service) shrinkExecutors(name string, force bool) plan.Registry {
 	r := plan.Registry{}

@@ -112,7 +112,12 @@ func finish(ctx context.Context, cfg Config, pl *plan.Plan) error {
 	if err := cluster.SaveOperation(ctx, c, pl); err != nil {
 		return err
 	}
-	return cluster.SaveInfo(ctx, c, step{cfg: cfg}.info("active"))
+	if err := cluster.SaveInfo(ctx, c, step{cfg: cfg}.info("active")); err != nil {
+		return err
+	}
+	// The installer's copy of the CA set has done its work (the masters
+	// hold theirs, and hand it to masters that join).
+	return os.RemoveAll(cfg.PKIDir())
 }
 
 // Resume continues the install operation on this node from its plan.

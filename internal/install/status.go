@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -38,6 +39,15 @@ func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
 	n, err := localNode(stateDir)
 	if err != nil {
 		return cluster.Status{}, err
+	}
+	if !n.IsMaster() {
+		var masters []string
+		for _, m := range n.MasterIPs {
+			masters = append(masters, m.String())
+		}
+		return cluster.Status{}, fmt.Errorf("node %s is a worker: it holds no credentials to read the cluster's state "+
+			"(the status shows the join token, which admits masters); run `gravity status` on a master: %s",
+			n.Name, strings.Join(masters, ", "))
 	}
 	kubeconfig := AdminKubeconfig(n)
 	c, err := Clients(kubeconfig)

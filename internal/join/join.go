@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,6 +119,9 @@ func Join(ctx context.Context, o Options) error {
 		return err
 	}
 	p.say("Connected to existing cluster at %s", c.Addr)
+	if err := checkSkew(c.Skew, o.SkipChecks); err != nil {
+		return err
+	}
 	req, err := request(o, c.Addr)
 	if err != nil {
 		return err
@@ -267,6 +271,25 @@ func admit(ctx context.Context, c *clusterservice.Client, req clusterservice.Joi
 		case <-time.After(o.RetryBusy):
 		}
 	}
+}
+
+// MaxClockSkew is how far this host's clock may be from the cluster's:
+// certificates are backdated a few minutes, and etcd and the API servers'
+// leases want far less.
+const MaxClockSkew = 30 * time.Second
+
+// checkSkew refuses a host whose clock is too far from the cluster's
+// (the preflight "time" check, which --skip-check=time skips).
+func checkSkew(skew time.Duration, skip []string) error {
+	if slices.Contains(skip, "time") || skew.Abs() <= MaxClockSkew {
+		return nil
+	}
+	dir := "behind"
+	if skew < 0 {
+		dir = "ahead of"
+	}
+	return fmt.Errorf("this host's clock is %v %s the cluster's (at most %v): set it, or better run NTP on every node; "+
+		"nothing was changed on this host", skew.Abs().Round(time.Second), dir, MaxClockSkew)
 }
 
 // checkFresh refuses a host that is in a cluster already.
