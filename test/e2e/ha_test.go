@@ -144,10 +144,17 @@ func testRemove(t *testing.T, c *haCluster) {
 	if n := strings.Count(members, "is healthy"); n != 2 || strings.Contains(members, "unhealthy") {
 		t.Errorf("etcd after removing a master:\n%s", members)
 	}
+	waitUntil(t, "a worker's registry endpoints to drop the removed master", 30*time.Second, func() bool {
+		hosts, _ := c.hosts["h4"].run("cat", registryHosts)
+		return hosts != "" && !strings.Contains(hosts, h3.h.IP.String()+":5000")
+	})
 	h3.mustRun("gravity", "leave", "--force")
 	h3.assertClean()
 	c.join(t, "h3")
 }
+
+// registryHosts is containerd's list of registry.local's endpoints.
+const registryHosts = "/var/lib/gravity/containerd/certs.d/registry.local:5000/hosts.toml"
 
 // testMastersJoin: h2 and h3 join as masters (the cluster picks the role),
 // one after the other: three masters, three etcd members, registry.local
@@ -174,6 +181,11 @@ func testMastersJoin(t *testing.T, c *haCluster) {
 			t.Errorf("registry on %s: %s", ip, cat)
 		}
 	}
+	// Master 1 installed alone; its containerd now pulls from every master.
+	waitUntil(t, "h1's registry endpoints to list the new masters", 30*time.Second, func() bool {
+		hosts, _ := c.run("cat", registryHosts)
+		return strings.Contains(hosts, h2.h.IP.String()+":5000") && strings.Contains(hosts, c.hosts["h3"].h.IP.String()+":5000")
+	})
 	members := h2.mustRun("/usr/lib/gravity/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
 		"--cert=/var/lib/gravity/secrets/apiserver-etcd-client.crt", "--key=/var/lib/gravity/secrets/apiserver-etcd-client.key",
 		"endpoint", "health", "--cluster")

@@ -66,7 +66,7 @@ func serveHealth(addr string) (func(), error) {
 // podNetworkCommand is the node's pod network agent, which the runtime
 // supervises (node.PodNetwork). Not for people.
 func podNetworkCommand() *cobra.Command {
-	var kubeconfig, nodeKubeconfig, nodeName, podCIDR, clusterCIDR, health string
+	var kubeconfig, nodeKubeconfig, nodeName, podCIDR, clusterCIDR, health, nodeConfig string
 	cmd := &cobra.Command{
 		Use:    node.PodNetworkCommand,
 		Hidden: true,
@@ -91,8 +91,18 @@ func podNetworkCommand() *cobra.Command {
 			}
 			defer table.Close()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			agent, err := podnet.NewAgent(podnet.Options{NodeName: nodeName, PodCIDR: own, ClusterCIDR: cluster,
-				HealthAddr: health, Log: log}, podnet.Clients{Reader: reader, Node: self}, table)
+			o := podnet.Options{NodeName: nodeName, PodCIDR: own, ClusterCIDR: cluster, HealthAddr: health, Log: log}
+			if nodeConfig != "" {
+				n, err := node.LoadNode(nodeConfig)
+				if err != nil {
+					return err
+				}
+				if n, err = n.WithDefaults(); err != nil {
+					return err
+				}
+				o.OnMasters = node.FollowMasters(n)
+			}
+			agent, err := podnet.NewAgent(o, podnet.Clients{Reader: reader, Node: self}, table)
 			if err != nil {
 				return err
 			}
@@ -103,6 +113,7 @@ func podNetworkCommand() *cobra.Command {
 	f.StringVar(&kubeconfig, "kubeconfig", "", "credentials that may list and watch nodes (kube-proxy's)")
 	f.StringVar(&nodeKubeconfig, "node-kubeconfig", "", "credentials that may patch this node (kubelet's)")
 	f.StringVar(&nodeName, "node", "", "this node's name")
+	f.StringVar(&nodeConfig, "node-config", "", "this node's config, to keep its registry endpoints on the cluster's masters")
 	f.StringVar(&podCIDR, "pod-cidr", "", "this node's pod subnet")
 	f.StringVar(&clusterCIDR, "cluster-cidr", "", "the cluster's pod network")
 	f.StringVar(&health, "health-addr", "", "loopback host:port for /healthz")

@@ -158,13 +158,13 @@ func TestRunWorker(t *testing.T) {
 	if len(st.Processes) != 5 {
 		t.Fatalf("status %+v", st)
 	}
-	for i, want := range []string{Containerd, Kubelet, KubeProxy, PodNetwork} {
+	for i, want := range []string{APILB, Containerd, Kubelet, KubeProxy, PodNetwork} {
 		p := st.Processes[i]
 		if p.Name != want || p.State != "ready" || p.PID == 0 {
 			t.Errorf("process %d: %+v, want %s ready", i, p, want)
 		}
 	}
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.Processes[0].PID))
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.Processes[1].PID))
 	if err != nil || !strings.Contains(string(env), "\x00HTTPS_PROXY=\x00") || strings.Contains(string(env), "127.0.0.1:9") {
 		t.Errorf("containerd environment keeps the caller's proxy: %v\n%q", err, env)
 	}

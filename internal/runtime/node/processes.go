@@ -272,7 +272,7 @@ func podNetworkArgs(n config.Node) ([]string, error) {
 		"--kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubeProxy),
 		"--node-kubeconfig", n.Paths().Kubeconfig(config.KubeconfigKubelet),
 		"--node", n.Name, "--pod-cidr", n.NodePodCIDR, "--cluster-cidr", n.PodCIDR,
-		"--health-addr", hostPort(loopback, PodNetworkHealthzPort)}, nil
+		"--health-addr", hostPort(loopback, PodNetworkHealthzPort), "--node-config", n.Paths().NodeConfig}, nil
 }
 
 func containerdArgs(n config.Node) ([]string, error) {

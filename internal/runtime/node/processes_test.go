@@ -66,7 +66,7 @@ func TestProcesses(t *testing.T) {
 			{"pod-network", self, []string{"runtime", "pod-network", "--kubeconfig", n.Paths().Kubeconfig("kube-proxy"),
 				"--node-kubeconfig", n.Paths().Kubeconfig("kubelet"),
 				"--node", d.Name, "--pod-cidr", d.NodePodCIDR, "--cluster-cidr", d.PodCIDR,
-				"--health-addr", "127.0.0.1:10263"}, []int{10263}},
+				"--health-addr", "127.0.0.1:10263", "--node-config", n.Paths().NodeConfig}, []int{10263}},
 		}
 	}
 	tests := []struct {

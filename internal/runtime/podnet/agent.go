@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,11 @@ type Options struct {
 	// when no node changed (someone may have deleted one). Default 30 s.
 	Resync time.Duration
 	Log    *slog.Logger
+	// OnMasters, when set, is told the masters' addresses (the nodes with
+	// the control-plane role, sorted) whenever they change, so that what
+	// on this node lists them (containerd's registry endpoints) follows
+	// the cluster as masters join and leave.
+	OnMasters func(masters []net.IP) error
 }
 
 // RouteTable is where the agent's routes live (Table, in the kernel).
@@ -49,6 +55,7 @@ type Agent struct {
 	clients Clients
 	table   RouteTable
 	healthy atomic.Bool
+	masters string // last set told to OnMasters
 }
 
 // Clients are the agent's two identities. The node authorizer lets a
@@ -165,7 +172,47 @@ func (a *Agent) Reconcile(ctx context.Context, nodes listersv1.NodeLister) error
 	for _, err := range skipped {
 		a.o.Log.Warn("pod network: node left out", "err", err)
 	}
-	return a.apply(want)
+	if err := a.apply(want); err != nil {
+		return err
+	}
+	return a.followMasters(list)
+}
+
+// followMasters tells OnMasters the masters when they changed.
+func (a *Agent) followMasters(nodes []*corev1.Node) error {
+	if a.o.OnMasters == nil {
+		return nil
+	}
+	masters := Masters(nodes)
+	key := fmt.Sprint(masters)
+	if len(masters) == 0 || key == a.masters {
+		return nil
+	}
+	if err := a.o.OnMasters(masters); err != nil {
+		return fmt.Errorf("following the masters: %w", err)
+	}
+	a.o.Log.Info("masters", "addresses", key)
+	a.masters = key
+	return nil
+}
+
+// Masters are the addresses of the nodes with the control-plane role
+// (gravity names nodes by their address), sorted.
+func Masters(nodes []*corev1.Node) []net.IP {
+	var names []string
+	for _, n := range nodes {
+		if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
+			names = append(names, n.Name)
+		}
+	}
+	sort.Strings(names)
+	var out []net.IP
+	for _, name := range names {
+		if ip := net.ParseIP(name); ip != nil {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 // announce patches this node's annotation when it differs; a node that has
