@@ -36,7 +36,7 @@ func apiLBCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				go lb.Refresh(cmd.Context(), kc.Dynamic(), backends, 15*time.Second)
+				go lb.Refresh(cmd.Context(), kc.Dynamic(), 5*time.Second)
 			}
 			return lb.Run(cmd.Context())
 		},

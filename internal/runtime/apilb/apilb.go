@@ -33,11 +33,17 @@ type Balancer struct {
 	backends []string
 	down     map[string]time.Time // backends that failed, since when
 	next     int
+	// conns are the open connections by backend: those of a backend that
+	// leaves the list are closed, so that their clients (a kubelet's
+	// watches) reconnect to a master that is still in the cluster rather
+	// than wait on one that was removed and no longer hears from etcd.
+	conns map[string]map[net.Conn]struct{}
 }
 
 // New makes a balancer for backends.
 func New(listen string, backends []string, log *slog.Logger) *Balancer {
-	b := &Balancer{Listen: listen, Log: log, DialTimeout: 2 * time.Second, down: map[string]time.Time{}}
+	b := &Balancer{Listen: listen, Log: log, DialTimeout: 2 * time.Second, down: map[string]time.Time{},
+		conns: map[string]map[net.Conn]struct{}{}}
 	b.SetBackends(backends)
 	return b
 }
@@ -57,6 +63,30 @@ func (b *Balancer) SetBackends(backends []string) {
 		b.Log.Info("API servers", "backends", fmt.Sprint(backends))
 	}
 	b.backends = backends
+	for be, cs := range b.conns {
+		if slices.Contains(backends, be) {
+			continue
+		}
+		for c := range cs {
+			c.Close()
+		}
+		delete(b.conns, be)
+	}
+}
+
+// track records c as a connection to be; the returned func forgets it.
+func (b *Balancer) track(be string, c net.Conn) func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conns[be] == nil {
+		b.conns[be] = map[net.Conn]struct{}{}
+	}
+	b.conns[be][c] = struct{}{}
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.conns[be], c)
+	}
 }
 
 // Backends returns the current list.
@@ -101,19 +131,20 @@ func (b *Balancer) mark(be string, err error) {
 	b.down[be] = time.Now()
 }
 
-// Dial connects to the first backend in order that answers.
-func (b *Balancer) Dial(ctx context.Context) (net.Conn, error) {
+// Dial connects to the first backend in order that answers, and says
+// which it is.
+func (b *Balancer) Dial(ctx context.Context) (net.Conn, string, error) {
 	var errs []error
 	for _, be := range b.order() {
 		d := net.Dialer{Timeout: b.DialTimeout}
 		c, err := d.DialContext(ctx, "tcp", be)
 		b.mark(be, err)
 		if err == nil {
-			return c, nil
+			return c, be, nil
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("no API server answers: %w", errors.Join(errs...))
+	return nil, "", fmt.Errorf("no API server answers: %w", errors.Join(errs...))
 }
 
 // Serve accepts on ln until ctx ends.
@@ -143,7 +174,7 @@ func (b *Balancer) Run(ctx context.Context) error {
 
 func (b *Balancer) pass(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	up, err := b.Dial(ctx)
+	up, be, err := b.Dial(ctx)
 	if err != nil {
 		if b.Log != nil {
 			b.Log.Error("connection dropped", "error", err.Error())
@@ -151,6 +182,7 @@ func (b *Balancer) pass(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer up.Close()
+	defer b.track(be, up)()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)

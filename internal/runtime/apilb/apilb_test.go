@@ -111,3 +111,35 @@ func TestSliceBackends(t *testing.T) {
 		t.Fatalf("backends %s", got)
 	}
 }
+
+// A backend that leaves the list loses its connections: their clients
+// reconnect to one that is still in the cluster.
+func TestRemovedBackendLosesConnections(t *testing.T) {
+	a, b := echo(t, "a"), echo(t, "b")
+	lb := New("", []string{a.Addr().String()}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = lb.Serve(ctx, ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	_, _ = c.Write([]byte("hi\n"))
+	if line, _ := r.ReadString('\n'); line != "a\n" {
+		t.Fatalf("first answer %q", line)
+	}
+	lb.SetBackends([]string{b.Addr().String()})
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("the connection to the removed backend stayed open")
+	}
+	if got := ask(t, ln.Addr().String()); got != "b" {
+		t.Fatalf("a new connection went to %q", got)
+	}
+}

@@ -59,13 +59,15 @@ func sliceBackends(s unstructured.Unstructured) []string {
 	return out
 }
 
-// Refresh keeps the backends up to date with the API servers the cluster
-// lists, adding to the configured ones (a master that is down for a
-// moment drops out of the EndpointSlices, and must not be forgotten).
-func (b *Balancer) Refresh(ctx context.Context, dc dynamic.Interface, configured []string, every time.Duration) {
+// Refresh keeps the backends on the API servers the cluster lists: the
+// configured ones only start it off. An API server drops out of the list
+// when it stops renewing its lease (its master is down, or was removed and
+// lost etcd); its connections are closed then, and it is back in the list
+// once it serves again.
+func (b *Balancer) Refresh(ctx context.Context, dc dynamic.Interface, every time.Duration) {
 	for {
 		if found, err := APIServers(ctx, dc); err == nil && len(found) > 0 {
-			b.SetBackends(append(append([]string{}, configured...), found...))
+			b.SetBackends(found)
 		}
 		select {
 		case <-ctx.Done():
