@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/podnet"
 )
 
 // masterIPs are the control-plane nodes' addresses, sorted.
@@ -19,20 +20,11 @@ func (s *Service) masterIPs(ctx context.Context) ([]net.IP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing masters: %w", err)
 	}
-	var names []string
-	for _, n := range nodes.Items {
-		if _, ok := n.Labels[labelControlPlane]; ok {
-			names = append(names, n.Name)
-		}
+	ptrs := make([]*corev1.Node, len(nodes.Items))
+	for i := range nodes.Items {
+		ptrs[i] = &nodes.Items[i]
 	}
-	sort.Strings(names)
-	var out []net.IP
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			out = append(out, ip)
-		}
-	}
-	return out, nil
+	return podnet.Masters(ptrs), nil
 }
 
 // updateDNS makes registry.local answer with every master in the cluster

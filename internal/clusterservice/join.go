@@ -97,19 +97,11 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.join(r.Context(), req)
-	var busy busyError
-	switch {
-	case errors.As(err, &busy):
-		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
-	case errors.Is(err, errBadRequest):
-		s.fail(w, http.StatusBadRequest, err)
-	case err != nil:
-		s.fail(w, http.StatusInternalServerError, err)
-	default:
+	if err == nil {
 		s.cfg.Log.Info("node admitted", "node", resp.Node.Self.IP, "hostname", resp.Node.Self.Hostname,
 			"master", resp.Node.Self.Master, "operation", resp.OperationID)
-		writeJSON(w, http.StatusOK, resp)
 	}
+	s.answer(w, resp, err)
 }
 
 var errBadRequest = errors.New("refused")
@@ -364,17 +356,31 @@ func (s *Service) handlePlan(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// operationPlan reads the open operation of the request's path and the
+// plan it sends for it; it has answered the request when !ok.
+func (s *Service) operationPlan(w http.ResponseWriter, r *http.Request, what string) (*plan.Plan, PlanUpdate, bool) {
+	op, err := s.openOperation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return nil, PlanUpdate{}, false
+	}
+	var u PlanUpdate
+	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("%s needs operation %s's plan", what, op.OperationID))
+		return nil, PlanUpdate{}, false
+	}
+	return op, u, true
+}
+
 // handleComplete finishes a join: the node is labelled with its profile
 // and role, and the cluster is active again once no other join is open.
 func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	op, err := s.openOperation(ctx, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	op, u, ok := s.operationPlan(w, r, "complete")
+	if !ok {
 		return
 	}
-	var u PlanUpdate
-	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID || !u.Plan.Done() {
+	if !u.Plan.Done() {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("complete needs operation %s's finished plan", op.OperationID))
 		return
 	}
@@ -409,14 +415,8 @@ func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
 // its Node object, its subnet; the operation stays, rolled back.
 func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	op, err := s.openOperation(ctx, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
-	}
-	var u PlanUpdate
-	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID {
-		s.fail(w, http.StatusBadRequest, fmt.Errorf("rollback needs operation %s's plan", op.OperationID))
+	op, u, ok := s.operationPlan(w, r, "rollback")
+	if !ok {
 		return
 	}
 	ip := op.Data[DataNode]

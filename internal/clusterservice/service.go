@@ -185,6 +185,22 @@ func (s *Service) fail(w http.ResponseWriter, status int, err error) {
 // busyError is a refusal because another operation holds the cluster.
 type busyError struct{ error }
 
+// answer writes v, or err as the status it means: busy (409, retry),
+// refused (400, the caller's fault) or failed (500).
+func (s *Service) answer(w http.ResponseWriter, v any, err error) {
+	var busy busyError
+	switch {
+	case errors.As(err, &busy):
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
+	case errors.Is(err, errBadRequest):
+		s.fail(w, http.StatusBadRequest, err)
+	case err != nil:
+		s.fail(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()

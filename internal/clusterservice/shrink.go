@@ -72,17 +72,7 @@ func (s *Service) handleRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.remove(r.Context(), name, req.Force)
-	var busy busyError
-	switch {
-	case errors.As(err, &busy):
-		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
-	case errors.Is(err, errBadRequest):
-		s.fail(w, http.StatusBadRequest, err)
-	case err != nil:
-		s.fail(w, http.StatusInternalServerError, err)
-	default:
-		writeJSON(w, http.StatusOK, RemoveResponse{Plan: p})
-	}
+	s.answer(w, RemoveResponse{Plan: p}, err)
 }
 
 func (s *Service) remove(ctx context.Context, name string, force bool) (*plan.Plan, error) {

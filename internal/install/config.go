@@ -95,6 +95,15 @@ func (c Config) RuntimeNode(nd Node) (config.Node, error) {
 	return n.WithDefaults()
 }
 
+// RuntimeNodeOf is the runtime configuration of the node at ip.
+func (c Config) RuntimeNodeOf(ip string) (config.Node, error) {
+	nd, err := c.Node(ip)
+	if err != nil {
+		return config.Node{}, err
+	}
+	return c.RuntimeNode(nd)
+}
+
 // Node returns the node with advertise address ip.
 func (c Config) Node(ip string) (Node, error) {
 	i := slices.IndexFunc(c.Nodes, func(n Node) bool { return n.IP == ip })

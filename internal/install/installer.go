@@ -388,15 +388,22 @@ func preflightLocal(ctx context.Context, o Options, c Config, app *manifest.App,
 		}
 	}
 	PrintReport(o.Out, rep)
-	if failed := rep.Failed(); len(failed) > 0 {
-		var names []string
-		for _, f := range failed {
-			names = append(names, f.Name)
-		}
-		return fmt.Errorf("preflight checks failed (%s); nothing was changed on this node. "+
-			"Fix them, or skip a check with --skip-check NAME", strings.Join(names, ", "))
+	return FailedChecks(rep)
+}
+
+// FailedChecks is the error of a report with failed checks, naming them;
+// nil when none failed.
+func FailedChecks(rep preflight.Report) error {
+	failed := rep.Failed()
+	if len(failed) == 0 {
+		return nil
 	}
-	return nil
+	var names []string
+	for _, f := range failed {
+		names = append(names, f.Name)
+	}
+	return fmt.Errorf("preflight checks failed (%s); nothing was changed on this node. "+
+		"Fix them, or skip a check with --skip-check NAME", strings.Join(names, ", "))
 }
 
 // printer writes the progress lines of the walkthrough:

@@ -241,15 +241,7 @@ func checks(ctx context.Context, o Options, req clusterservice.JoinRequest, p pr
 	}
 	rep.Node = req.IP
 	install.PrintReport(o.Out, rep)
-	if failed := rep.Failed(); len(failed) > 0 {
-		var names []string
-		for _, f := range failed {
-			names = append(names, f.Name)
-		}
-		return fmt.Errorf("preflight checks failed (%s); nothing was changed on this host. "+
-			"Fix them, or skip a check with --skip-check NAME", strings.Join(names, ", "))
-	}
-	return nil
+	return install.FailedChecks(rep)
 }
 
 // admit asks for admission, waiting while another operation holds the

@@ -45,11 +45,7 @@ func (s etcdStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nd, err := s.cfg.Node(s.ip)
-	if err != nil {
-		return err
-	}
-	rn, err := s.cfg.RuntimeNode(nd)
+	rn, err := s.cfg.RuntimeNodeOf(s.ip)
 	if err != nil {
 		return err
 	}
@@ -86,11 +82,7 @@ type registryStep struct {
 }
 
 func (s registryStep) Execute(ctx context.Context) error {
-	nd, err := s.cfg.Node(s.ip)
-	if err != nil {
-		return err
-	}
-	rn, err := s.cfg.RuntimeNode(nd)
+	rn, err := s.cfg.RuntimeNodeOf(s.ip)
 	if err != nil {
 		return err
 	}
@@ -248,13 +240,7 @@ type bootstrapStep struct {
 	op  string
 }
 
-func (s bootstrapStep) runtimeNode() (config.Node, error) {
-	nd, err := s.cfg.Node(s.ip)
-	if err != nil {
-		return config.Node{}, err
-	}
-	return s.cfg.RuntimeNode(nd)
-}
+func (s bootstrapStep) runtimeNode() (config.Node, error) { return s.cfg.RuntimeNodeOf(s.ip) }
 
 func (s bootstrapStep) Execute(ctx context.Context) error {
 	if s.c == nil {
@@ -365,11 +351,7 @@ type waitStep struct {
 }
 
 func (s waitStep) Execute(ctx context.Context) error {
-	nd, err := s.cfg.Node(s.ip)
-	if err != nil {
-		return err
-	}
-	rn, err := s.cfg.RuntimeNode(nd)
+	rn, err := s.cfg.RuntimeNodeOf(s.ip)
 	if err != nil {
 		return err
 	}
