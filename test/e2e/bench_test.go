@@ -130,3 +130,51 @@ func BenchmarkInstall(b *testing.B) {
 		cancel()
 	}
 }
+
+// BenchmarkJoin installs the walkthrough's v1 image on h1, then joins two
+// masters and a worker as the walkthrough does, reporting each join's time
+// and phases, the memory of the components joins added (the cluster
+// service on a master, the API balancer on the worker), and how long the
+// API is unanswerable from the worker once every process of master 1 is
+// killed. Run by `make bench`.
+func BenchmarkJoin(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		ih := newInstallHost(b, ctx, "gbjoin", "10.240.0.0/24")
+		image := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
+		ih.mustRun(filepath.Join(image, "gravity"), "install", "--cloud-provider=generic")
+		token := strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))
+		join := func(name, metric string, args ...string) *installHost {
+			h := ih.addHost(name)
+			h.put(ih.h.Path("/usr/local/bin/gravity"), "/root/gravity")
+			start := time.Now()
+			h.mustRun("/root/gravity", append([]string{"join", ih.h.IP.String(), "--token=" + token}, args...)...)
+			b.ReportMetric(time.Since(start).Seconds(), metric)
+			for _, ph := range h.readPlan().Leaves() {
+				b.Logf("%s %-22s %6.2f s", name, ph.ID, ph.Finished.Sub(ph.Started).Seconds())
+			}
+			return h
+		}
+		join("h2", "s-master-join")
+		join("h3", "s-master-join-3rd")
+		w := join("h4", "s-worker-join")
+		_, byName := hostMemory(b, ih.h.Path("/proc"))
+		b.ReportMetric(float64(byName["gravity runtime cluster-service"].rss)/(1<<20), "MiB-cluster-service-rss")
+		_, byName = hostMemory(b, w.h.Path("/proc"))
+		b.ReportMetric(float64(byName["gravity runtime api-lb"].rss)/(1<<20), "MiB-api-lb-rss")
+
+		_, _ = ih.run("kill", "-9", "-1")
+		down := time.Now()
+		for {
+			if _, err := w.run("kubectl", "--kubeconfig=/var/lib/gravity/secrets/kubeconfig/kubelet.conf", "get", "node", w.h.IP.String()); err == nil {
+				break
+			}
+			if time.Since(down) > time.Minute {
+				b.Fatal("the API did not answer the worker within a minute of master 1 going down")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		b.ReportMetric(time.Since(down).Seconds(), "s-api-gap-after-master-down")
+		cancel()
+	}
+}
