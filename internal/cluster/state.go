@@ -296,3 +296,34 @@ func (s OperationStore) Load(ctx context.Context) (*plan.Plan, error) {
 func (s OperationStore) Save(ctx context.Context, p *plan.Plan) error {
 	return SaveOperation(ctx, s.Clients, p)
 }
+
+// profilesName is the ConfigMap of the application's node profiles, which
+// a joining node's role and preflight checks come from.
+const profilesName = "gravity-node-profiles"
+
+// SaveProfiles records the application's node profiles (the manifest's
+// nodeProfiles, as YAML).
+func SaveProfiles(ctx context.Context, c Clients, profiles []byte) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: profilesName, Namespace: Namespace},
+		Data: map[string]string{"profiles.yaml": string(profiles)}}
+	_, err := c.Kube.ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = c.Kube.ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("saving the node profiles: %w", err)
+	}
+	return nil
+}
+
+// Profiles reads what SaveProfiles recorded; nil when nothing was.
+func Profiles(ctx context.Context, c Clients) ([]byte, error) {
+	cm, err := c.Kube.ConfigMaps(Namespace).Get(ctx, profilesName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the node profiles: %w", err)
+	}
+	return []byte(cm.Data["profiles.yaml"]), nil
+}

@@ -13,6 +13,7 @@ import (
 const (
 	PathDiscovery = "/v1/join/discovery"
 	PathJoin      = "/v1/join"             // POST JoinRequest → JoinResponse
+	PathProfile   = "/v1/join/profile"     // POST JoinRequest → ProfileResponse (nothing recorded)
 	PathOperation = "/v1/join/operations/" // + id: PUT plan; + id/certs: POST; + id/complete, id/rollback: POST
 	PathPackage   = "/v1/packages/"        // + ref: GET PackageInfo
 	PathBlob      = "/v1/blobs/"           // + digest: GET (Range works)

@@ -144,6 +144,15 @@ func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResponse, erro
 	return &out, nil
 }
 
+// Profile asks which role and profile req would join with.
+func (c *Client) Profile(ctx context.Context, req JoinRequest) (*ProfileResponse, error) {
+	var out ProfileResponse
+	if err := c.do(ctx, http.MethodPost, PathProfile, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Certs has the node's certificate requests signed.
 func (c *Client) Certs(ctx context.Context, op string, csrs map[string][]byte) (*CertResponse, error) {
 	var out CertResponse

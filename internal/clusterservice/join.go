@@ -154,16 +154,11 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 	if err := degraded(nodes.Items, ops); err != nil {
 		return nil, refuse("%v", err)
 	}
-	masters := 0
-	for _, n := range nodes.Items {
-		if _, ok := n.Labels[labelControlPlane]; ok {
-			masters++
-		}
+	resolved, err := s.resolveRole(ctx, req, nodes.Items)
+	if err != nil {
+		return nil, err
 	}
-	master := masters < MaxMasters
-	if req.Master != nil {
-		master = *req.Master
-	}
+	master, role := resolved.Master, resolved.Role
 	// Workers join side by side; a master joins alone (etcd grows by one
 	// member at a time).
 	for _, op := range ops {
@@ -180,10 +175,6 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 			}
 			return nil, busyError{fmt.Errorf("operation %s (%s) is in progress", op.OperationID, what)}
 		}
-	}
-	role := req.Role
-	if role == "" {
-		role = defaultRole(nodes.Items)
 	}
 	subnet, err := s.allocateSubnet(ctx, req.IP, nodes.Items)
 	if err != nil {
@@ -232,11 +223,7 @@ func (s *Service) resumeJoin(ctx context.Context, req JoinRequest, ops []*plan.P
 	if err != nil {
 		return nil, err
 	}
-	role := req.Role
-	if role == "" {
-		role = defaultRole(nodes.Items)
-	}
-	self := Member{IP: req.IP, Hostname: req.Hostname, Role: role, Master: op.Data[DataMaster] == "true", PodSubnet: subnet}
+	self := Member{IP: req.IP, Hostname: req.Hostname, Role: op.Data[DataRole], Master: op.Data[DataMaster] == "true", PodSubnet: subnet}
 	return s.response(op, self, info, nodes.Items)
 }
 

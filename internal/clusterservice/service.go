@@ -87,6 +87,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET "+PathDiscovery, s.handleDiscovery)
 	mux.HandleFunc("POST "+PathJoin, s.withToken(s.handleJoin))
+	mux.HandleFunc("POST "+PathProfile, s.withToken(s.handleProfile))
 	mux.HandleFunc("PUT "+PathOperation+"{id}", s.withToken(s.handlePlan))
 	mux.HandleFunc("POST "+PathOperation+"{id}/certs", s.withToken(s.handleCerts))
 	mux.HandleFunc("POST "+PathOperation+"{id}/etcd", s.withToken(s.handleEtcd))

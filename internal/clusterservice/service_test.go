@@ -421,3 +421,51 @@ func TestJoinRefusedWhileDegraded(t *testing.T) {
 		t.Fatalf("join into a degraded cluster: %v", err)
 	}
 }
+
+func TestResolveRole(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	profiles := "- name: db\n  serviceRole: master\n- name: worker\n  serviceRole: node\n- name: any\n"
+	if err := cluster.SaveProfiles(ctx, f.clients, []byte(profiles)); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.1", Labels: map[string]string{labelControlPlane: "", cluster.LabelRole: "db"}}}}
+	yes, no := true, false
+	for _, tc := range []struct {
+		name   string
+		req    JoinRequest
+		role   string
+		master bool
+		err    string
+	}{
+		{name: "auto: a master, the first master's profile", role: "db", master: true},
+		{name: "a worker: the node profile", req: JoinRequest{Master: &no}, role: "worker"},
+		{name: "a node profile is a worker", req: JoinRequest{Role: "worker"}, role: "worker"},
+		{name: "no serviceRole: auto", req: JoinRequest{Role: "any"}, role: "any", master: true},
+		{name: "no serviceRole, asked", req: JoinRequest{Role: "any", Master: &no}, role: "any"},
+		{name: "unknown", req: JoinRequest{Role: "nope"}, err: "--role=nope: the application has no such node profile (it has db, worker, any)"},
+		{name: "contradiction", req: JoinRequest{Role: "db", Master: &no}, err: "--role=db is a master profile"},
+		{name: "contradiction 2", req: JoinRequest{Role: "worker", Master: &yes}, err: "--role=worker is a node profile"},
+	} {
+		got, err := f.svc.resolveRole(ctx, tc.req, nodes)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.Role != tc.role || got.Master != tc.master {
+			t.Errorf("%s: %+v, %v; want role %s master %v", tc.name, got, err, tc.role, tc.master)
+		}
+	}
+	// Without profiles, every node is "node".
+	if err := cluster.SaveProfiles(ctx, f.clients, []byte("[]\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.resolveRole(ctx, JoinRequest{Role: "db"}, nodes); err == nil || !strings.Contains(err.Error(), `its nodes are "node"`) {
+		t.Errorf("a role in a manifest without profiles: %v", err)
+	}
+	if got, err := f.svc.resolveRole(ctx, JoinRequest{Master: &no}, nodes); err != nil || got.Role != "node" {
+		t.Errorf("default worker without profiles: %+v, %v", got, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.yaml.in/yaml/v3"
 	"io"
 	"io/fs"
 	"os"
@@ -197,6 +198,17 @@ func (s rbacStep) Execute(ctx context.Context) error {
 		}
 	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
+		return err
+	}
+	app, err := loadApp(s.cfg)
+	if err != nil {
+		return err
+	}
+	profiles, err := yaml.Marshal(app.Manifest.NodeProfiles)
+	if err != nil {
+		return err
+	}
+	if err := cluster.SaveProfiles(ctx, c, profiles); err != nil {
 		return err
 	}
 	if err := cluster.SaveToken(ctx, c, cluster.JoinToken{Token: s.cfg.Token, Expires: s.cfg.TokenExpires}); err != nil {

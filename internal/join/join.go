@@ -27,6 +27,7 @@ import (
 	"github.com/opengravity/gravity/internal/install"
 	"github.com/opengravity/gravity/internal/install/preflight"
 	"github.com/opengravity/gravity/internal/jointoken"
+	"github.com/opengravity/gravity/internal/manifest"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/version"
 )
@@ -126,7 +127,12 @@ func Join(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checks(ctx, o, req, p); err != nil {
+	prof, err := c.Profile(ctx, req)
+	if err != nil {
+		return err
+	}
+	req.Role = prof.Role
+	if err := checks(ctx, o, req, prof.Profile, p); err != nil {
 		return err
 	}
 	resp, err := admit(ctx, c, req, o, p)
@@ -233,9 +239,17 @@ func request(o Options, peer string) (clusterservice.JoinRequest, error) {
 }
 
 // checks runs the host checks a node must pass before it is admitted.
-func checks(ctx context.Context, o Options, req clusterservice.JoinRequest, p printer) error {
+func checks(ctx context.Context, o Options, req clusterservice.JoinRequest, profile *manifest.NodeProfile, p printer) error {
 	p.say("Execute preflight checks")
-	rep, err := preflight.Run(ctx, preflight.Host{}, preflight.Defaults(o.StateDir), o.SkipChecks)
+	m := &manifest.Manifest{}
+	if profile != nil {
+		m.NodeProfiles = []manifest.NodeProfile{*profile}
+	}
+	reqs, err := install.Requirements(m, req.Role, o.StateDir)
+	if err != nil {
+		return err
+	}
+	rep, err := preflight.Run(ctx, preflight.Host{}, reqs, o.SkipChecks)
 	if err != nil {
 		return err
 	}
