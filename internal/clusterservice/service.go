@@ -98,6 +98,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathPackage+"{ref...}", s.withToken(s.handlePackage))
 	mux.HandleFunc("GET "+PathBlob+"{digest}", s.withToken(s.handleBlob))
 	mux.HandleFunc("POST "+PathNodes+"{name}/remove", s.handleRemove)
+	mux.HandleFunc("POST "+PathNodes+"{name}/certs", s.handleNodeCerts)
 	return mux
 }
 

@@ -469,3 +469,46 @@ func TestResolveRole(t *testing.T) {
 		t.Errorf("default worker without profiles: %+v, %v", got, err)
 	}
 }
+
+// A worker renews its certificates with its current one, for itself only;
+// a master does not renew through the service.
+func TestRenewNode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.clients.Kube.Nodes().Create(ctx, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
+		ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.2", Labels: map[string]string{cluster.LabelHostname: "node-2"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	certFor := func(cn string) *tls.Config {
+		kp, err := f.cas.Cluster.Issue(pki.Request{CommonName: cn, Organization: []string{pki.SystemNodes}, Validity: time.Hour, Usages: pki.UsageClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{RootCAs: f.cas.Cluster.Pool(), Certificates: []tls.Certificate{kp.TLSCertificate()}}
+	}
+	names, _ := pki.NodeCertNames(pki.Node{Name: "10.0.0.2", IP: net.ParseIP("10.0.0.2")})
+	keys, err := pki.NewNodeRequests(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RenewNode(ctx, f.addr, certFor("system:node:10.0.0.3"), "10.0.0.2", keys.CSRs); err == nil || !strings.Contains(err.Error(), "may not renew") {
+		t.Fatalf("another node's certificate: %v", err)
+	}
+	if _, err := RenewNode(ctx, f.addr, &tls.Config{RootCAs: f.cas.Cluster.Pool()}, "10.0.0.2", keys.CSRs); err == nil {
+		t.Fatal("renewed without a client certificate")
+	}
+	if _, err := RenewNode(ctx, f.addr, certFor("system:node:10.0.0.1"), "10.0.0.1", keys.CSRs); err == nil || !strings.Contains(err.Error(), "a master renews") {
+		t.Fatalf("a master: %v", err)
+	}
+	resp, err := RenewNode(ctx, f.addr, certFor("system:node:10.0.0.2"), "10.0.0.2", keys.CSRs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := keys.Complete(resp.Certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairs[pki.KubeletServer].Cert.DNSNames; len(got) != 1 || got[0] != "node-2" {
+		t.Fatalf("kubelet serving names %v", got)
+	}
+}

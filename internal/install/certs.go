@@ -41,6 +41,12 @@ func RenewCerts(ctx context.Context, stateDir string, out io.Writer) error {
 	return plan.WriteFileAtomic(rootKubeconfig, after, 0o600)
 }
 
+// IsWorker says whether this node is a worker (false where no node is).
+func IsWorker(stateDir string) bool {
+	n, err := localNode(stateDir)
+	return err == nil && !n.IsMaster()
+}
+
 // Certificates lists this node's certificates, soonest to expire first.
 func Certificates(stateDir string) ([]pki.Expiry, error) {
 	n, err := localNode(stateDir)

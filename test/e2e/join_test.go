@@ -111,6 +111,22 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 		t.Errorf("gravity plan on the worker lacks the join's phases")
 	}
 
+	// The worker renews its certificates through the cluster service and
+	// stays Ready on them.
+	before := w.mustRun("cat", "/var/lib/gravity/secrets/kubelet.crt")
+	out := w.mustRun("gravity", "certs", "renew")
+	t.Logf("gravity certs renew on the worker:\n%s", out)
+	if !strings.Contains(out, "Renewed the certificates of "+ip) || !strings.Contains(out, "Restarted kubelet") {
+		t.Errorf("renew on the worker did not renew and restart")
+	}
+	if w.mustRun("cat", "/var/lib/gravity/secrets/kubelet.crt") == before {
+		t.Errorf("the worker's kubelet serving certificate was not replaced")
+	}
+	waitUntil(t, "the worker Ready on its new certificates", time.Minute, func() bool {
+		out, _ := ih.run("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return out == "True"
+	})
+
 	// Leaving: drained and forgotten by the cluster, clean here.
 	w.mustRun("gravity", "leave")
 	if out, err := ih.run("kubectl", "get", "node", ip); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
@@ -52,15 +53,23 @@ func certsRenewCommand(stdout io.Writer) *cobra.Command {
 	stateDir := config.DefaultStateDir
 	cmd := &cobra.Command{
 		Use:   "renew",
-		Short: "Issue this master's certificates anew and restart its components onto them, one at a time",
-		Long: `Issue every certificate and kubeconfig of this master anew from the cluster CA
-(the same names, valid for another year), then restart, one at a time and each
-ready before the next, the components that read their certificates only at
-start. Pods keep running; on a single master the API is away for the seconds
+		Short: "Issue this node's certificates anew and restart its components onto them, one at a time",
+		Long: `Issue every certificate and kubeconfig of this node anew (the same names,
+valid for another year): on a master from its CA set; on a worker, which holds
+no CA key, for new keys made here, signed by a master's cluster service that
+the worker's current certificate authenticates to. Then restart, one at a time
+and each ready before the next, the components that read their certificates
+only at start. Pods keep running; on a single master the API is away for the seconds
 kube-apiserver takes to restart. gravity status warns 30 days before any
 certificate of the node expires.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireRoot("certs renew"); err != nil {
+				return err
+			}
+			if install.IsWorker(stateDir) {
+				return join.RenewWorker(cmd.Context(), stateDir, stdout)
+			}
 			return install.RenewCerts(cmd.Context(), stateDir, stdout)
 		},
 	}

@@ -24,19 +24,17 @@ const renewReadyTimeout = 2 * time.Minute
 
 // RenewCertificates issues every certificate and kubeconfig of master n
 // anew from the cluster's CA set (same names, a fresh year), then restarts
-// one at a time, each ready before the next, the running components that
-// read their certificates only at start. Pods keep running throughout
-// (kubelet's restart leaves them be); the API is away for the seconds
-// kube-apiserver takes to restart on a single master. Workers hold no CA
-// keys: theirs are to be renewed from a master, by the agents `gravity
-// join` brings.
+// the components that read their certificates only at start
+// (RestartOnNewCertificates). Workers hold no CA keys: theirs are renewed
+// through the cluster service (join.RenewWorker), which restarts them the
+// same way.
 func RenewCertificates(ctx context.Context, root string, n config.Node, out io.Writer) error {
 	n, err := n.WithDefaults()
 	if err != nil {
 		return err
 	}
 	if !n.IsMaster() {
-		return errors.New("renew: this node holds no CA keys; renew a worker's certificates from a master")
+		return errors.New("renew: this node holds no CA keys; its certificates are renewed through the cluster service")
 	}
 	p := n.Paths()
 	cs, err := pki.LoadCASet(filepath.Join(root, p.PKI))
@@ -47,6 +45,15 @@ func RenewCertificates(ctx context.Context, root string, n config.Node, out io.W
 		return fmt.Errorf("renew: %w", err)
 	}
 	fmt.Fprintf(out, "Issued new certificates for %s from the cluster CA\n", n.IP)
+	return RestartOnNewCertificates(ctx, n, out)
+}
+
+// RestartOnNewCertificates restarts, one at a time and each ready before
+// the next, the running components of n that read their certificates
+// only at start. Pods keep running throughout (kubelet's restart leaves
+// them be); the API is away for the seconds kube-apiserver takes to
+// restart on a single master.
+func RestartOnNewCertificates(ctx context.Context, n config.Node, out io.Writer) error {
 	st, err := ReadStatus(n.RunDir)
 	if errors.Is(err, ErrNotRunning) {
 		fmt.Fprintln(out, "The runtime is not running: its components read the new certificates when it starts")
