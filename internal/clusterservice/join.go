@@ -124,6 +124,17 @@ func (s *Service) join(ctx context.Context, req JoinRequest) (*JoinResponse, err
 	}
 	s.joins.Lock()
 	defer s.joins.Unlock()
+	var resp *JoinResponse
+	err := s.withLease(ctx, func() error {
+		var err error
+		resp, err = s.admit(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// admit is join's checks and records, under the operations lease.
+func (s *Service) admit(ctx context.Context, req JoinRequest) (*JoinResponse, error) {
 	c := s.cfg.Clients
 	ops, err := cluster.Operations(ctx, c)
 	if err != nil {

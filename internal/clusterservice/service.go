@@ -58,10 +58,11 @@ type Service struct {
 
 	mu        sync.Mutex
 	discovery map[string]jointoken.Discovery // by token: signed once each
-	// joins serialises the admission of joins on this master: the checks
-	// (duplicates, subnets, the operation lock) and the records they lead
-	// to are one step.
+	// joins serialises admissions and removals within this service; the
+	// operations lease (withLease) across masters.
 	joins sync.Mutex
+	// id tells this service's lease apart from a restarted one's.
+	id string
 }
 
 // New checks cfg and makes the service.
@@ -78,7 +79,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, discovery: map[string]jointoken.Discovery{}}, nil
+	return &Service{cfg: cfg, discovery: map[string]jointoken.Discovery{}, id: newID()}, nil
 }
 
 // Handler is the API.

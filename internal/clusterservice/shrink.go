@@ -78,21 +78,41 @@ func (s *Service) handleRemove(w http.ResponseWriter, r *http.Request) {
 func (s *Service) remove(ctx context.Context, name string, force bool) (*plan.Plan, error) {
 	s.joins.Lock()
 	defer s.joins.Unlock()
+	var p *plan.Plan
+	err := s.withLease(ctx, func() error {
+		var err error
+		p, err = s.shrink(ctx, name, force)
+		return err
+	})
+	return p, err
+}
+
+// shrink plans and runs (or resumes) the removal of node name.
+func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Plan, error) {
 	c := s.cfg.Clients
-	n, err := c.Kube.Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, refuse("node %s: %v", name, err)
-	}
-	_, master := n.Labels[labelControlPlane]
 	ops, err := cluster.Operations(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	for _, op := range ops {
-		if !done(op) && !force {
+		if done(op) {
+			continue
+		}
+		if op.OperationType == OperationShrink && op.Data[DataNode] == name {
+			// A removal that stopped half way (its master died): resume it.
+			s.cfg.Log.Info("resuming the removal", "node", name, "operation", op.OperationID)
+			r := plan.Runner{Store: cluster.OperationStore{Clients: c, ID: op.OperationID}, Executors: s.shrinkExecutors(name, force)}
+			return r.Resume(ctx)
+		}
+		if !force {
 			return nil, busyError{fmt.Errorf("operation %s (%s) is in progress", op.OperationID, op.OperationType)}
 		}
 	}
+	n, err := c.Kube.Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, refuse("node %s: %v", name, err)
+	}
+	_, master := n.Labels[labelControlPlane]
 	if master {
 		masters, err := s.masterIPs(ctx)
 		if err != nil {
