@@ -512,3 +512,28 @@ func TestRenewNode(t *testing.T) {
 		t.Fatalf("kubelet serving names %v", got)
 	}
 }
+
+// One master at a time holds the operations lease; a holder that died
+// loses it when it expires.
+func TestOperationsLease(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	other, err := New(f.svc.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.svc.acquire(ctx, "a"); err != nil || !ok {
+		t.Fatalf("first acquire: %v, %v", ok, err)
+	}
+	if ok, err := other.acquire(ctx, "b"); err != nil || ok {
+		t.Fatalf("acquired a held lease: %v, %v", ok, err)
+	}
+	f.svc.release(ctx, "a")
+	if ok, err := other.acquire(ctx, "b"); err != nil || !ok {
+		t.Fatalf("acquire after release: %v, %v", ok, err)
+	}
+	f.now = f.now.Add(leaseDuration + time.Second) // b died holding it
+	if ok, err := f.svc.acquire(ctx, "a"); err != nil || !ok {
+		t.Fatalf("acquire after expiry: %v, %v", ok, err)
+	}
+}
