@@ -93,14 +93,17 @@ func podNetworkCommand() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			o := podnet.Options{NodeName: nodeName, PodCIDR: own, ClusterCIDR: cluster, HealthAddr: health, Log: log}
 			if nodeConfig != "" {
+				// A runtime started from a config elsewhere (by hand) does
+				// not follow the masters; its routes are the agent's job.
 				n, err := node.LoadNode(nodeConfig)
+				if err == nil {
+					n, err = n.WithDefaults()
+				}
 				if err != nil {
-					return err
+					log.Warn("registry endpoints will not follow the masters", "error", err.Error())
+				} else {
+					o.OnMasters = node.FollowMasters(n)
 				}
-				if n, err = n.WithDefaults(); err != nil {
-					return err
-				}
-				o.OnMasters = node.FollowMasters(n)
 			}
 			agent, err := podnet.NewAgent(o, podnet.Clients{Reader: reader, Node: self}, table)
 			if err != nil {
