@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/store"
@@ -211,7 +213,7 @@ func (c *Client) fetchBlob(ctx context.Context, st *store.Store, digest string, 
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("blob %s: %w", digest, readResponse(resp, nil))
 	}
-	h, err := parseHash(digest)
+	h, err := v1.NewHash(digest)
 	if err != nil {
 		return err
 	}

@@ -581,15 +581,6 @@ func nodeIP(n corev1.Node) string {
 	return ""
 }
 
-func hostnameOf(nodes []corev1.Node, ip string) string {
-	for _, n := range nodes {
-		if n.Name == ip {
-			return n.Labels[cluster.LabelHostname]
-		}
-	}
-	return ""
-}
-
 func hostnameOfPlan(p *plan.Plan) string { return p.Data[DataHostname] }
 
 // defaultRole is the profile of the first master: the manifest's first.

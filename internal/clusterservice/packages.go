@@ -74,5 +74,3 @@ func (s *Service) runtimeBlob(h v1.Hash) (bool, error) {
 	}
 	return slices.ContainsFunc(layers, func(d v1.Descriptor) bool { return d.Digest == h }), nil
 }
-
-func parseHash(s string) (v1.Hash, error) { return v1.NewHash(s) }
