@@ -8,6 +8,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
+	"net"
 	"testing"
 	"time"
 )
@@ -89,4 +91,33 @@ func mustKeyPEMF(f *testing.F, kp *KeyPair) []byte {
 		f.Fatal(err)
 	}
 	return b
+}
+
+// FuzzSignNodeRequests: whatever a joining node sends as certificate
+// requests is refused or signed for the node's own names, never a panic.
+func FuzzSignNodeRequests(f *testing.F) {
+	cs, err := NewCASet("c", DefaultCAValidity, time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	node := Node{Name: "10.0.0.7", IP: net.ParseIP("10.0.0.7")}
+	names, _ := NodeCertNames(node)
+	keys, err := NewNodeRequests(names)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(keys.CSRs[KubeProxy])
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		csrs := maps.Clone(keys.CSRs)
+		csrs[KubeProxy] = data
+		certs, err := SignNodeRequests(cs, node, csrs)
+		if err != nil {
+			return
+		}
+		c, err := ParseCertificatePEM(certs[KubeProxy])
+		if err != nil || c.Subject.CommonName != "system:kube-proxy" {
+			t.Fatalf("signed %v, %v", c, err)
+		}
+	})
 }
