@@ -150,29 +150,17 @@ func restoreKubeconfig(admin string) error {
 	return nil
 }
 
-// caSet rebuilds the CA set from the files the installer sent.
+// caSet rebuilds the CA set from the files the installer sent, in
+// memory: no key is written anywhere but where the node keeps it.
 func (s bootstrapStep) caSet() (*pki.CASet, error) {
 	if len(s.files) == 0 {
 		return nil, errors.New("bootstrap: the installer sent no CA set")
 	}
-	tmp, err := os.MkdirTemp("", "gravity-ca-")
+	cs, err := pki.ParseFiles(s.files)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	for name, data := range s.files {
-		if !filepath.IsLocal(name) {
-			return nil, fmt.Errorf("bootstrap: bad CA file name %q", name)
-		}
-		path := filepath.Join(tmp, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return pki.LoadCASet(tmp)
+	return cs, nil
 }
 
 func (s bootstrapStep) Rollback(context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -239,32 +240,55 @@ func ReadFiles(dir string) (map[string][]byte, error) {
 	return out, nil
 }
 
-// WriteFiles writes a set read by ReadFiles under dir (keys 0600) and
-// loads it back, so that a damaged or partial set is an error here rather
-// than in the first component that reads it. Names other than the set's
-// are refused.
-func WriteFiles(dir string, files map[string][]byte) (*CASet, error) {
-	want := map[string]bool{}
+// ParseFiles makes the set from files as ReadFiles returns them, in
+// memory: nothing is written anywhere.
+func ParseFiles(files map[string][]byte) (*CASet, error) {
 	for _, f := range caFiles() {
-		want[f] = true
 		if _, ok := files[f]; !ok {
-			return nil, fmt.Errorf("write CA set: %s is missing", f)
+			return nil, fmt.Errorf("CA set: %s is missing", f)
 		}
 	}
-	if err := ensureDir(dir); err != nil {
-		return nil, err
+	cs := &CASet{}
+	for _, c := range []struct {
+		name string
+		dst  **CA
+	}{{ClusterCAName, &cs.Cluster}, {EtcdCAName, &cs.Etcd}, {FrontProxyCAName, &cs.FrontProxy}} {
+		kp, err := ParseKeyPair(files[c.name+CertExt], files[c.name+KeyExt])
+		if err != nil {
+			return nil, fmt.Errorf("CA set: %s: %w", c.name, err)
+		}
+		if err := checkCA(kp.Cert); err != nil {
+			return nil, fmt.Errorf("CA set: %s: %w", c.name, err)
+		}
+		*c.dst = &CA{*kp}
 	}
-	for name, data := range files {
-		if !want[name] {
+	key, err := ParsePrivateKeyPEM(files[ServiceAccountKeyName+KeyExt])
+	if err != nil {
+		return nil, fmt.Errorf("CA set: service account key: %w", err)
+	}
+	cs.ServiceAccount = key
+	if err := CheckEncryptionConfig(files[EncryptionConfigName]); err != nil {
+		return nil, fmt.Errorf("CA set: %w", err)
+	}
+	cs.EncryptionConfig = files[EncryptionConfigName]
+	return cs, nil
+}
+
+// WriteFiles checks a set read by ReadFiles (ParseFiles) and saves it
+// under dir, straight where it is used: a damaged or partial set is an
+// error before anything is written.
+func WriteFiles(dir string, files map[string][]byte) (*CASet, error) {
+	for name := range files {
+		if !slices.Contains(caFiles(), name) {
 			return nil, fmt.Errorf("write CA set: unexpected file %q", name)
 		}
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := ensureDir(filepath.Dir(path)); err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(path, data, KeyMode, true); err != nil {
-			return nil, fmt.Errorf("write CA set: %w", err)
-		}
 	}
-	return LoadCASet(dir)
+	cs, err := ParseFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	if err := cs.Save(dir, true); err != nil {
+		return nil, err
+	}
+	return cs, nil
 }

@@ -3,6 +3,7 @@ package pki
 import (
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -96,3 +97,39 @@ func TestSignNodeRequests(t *testing.T) {
 }
 
 func clone(m map[string][]byte) map[string][]byte { return maps.Clone(m) }
+
+// The CA set a master hands a joining master is checked whole before
+// anything of it is written.
+func TestCAFilesRoundTrip(t *testing.T) {
+	cs, err := NewCASet("c", DefaultCAValidity, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := cs.Save(src, false); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ReadFiles(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := WriteFiles(t.TempDir(), files)
+	if err != nil || !got.Cluster.Cert.Equal(cs.Cluster.Cert) {
+		t.Fatalf("round trip: %v", err)
+	}
+	for name, edit := range map[string]func(map[string][]byte){
+		"missing":     func(m map[string][]byte) { delete(m, "sa.key") },
+		"swapped key": func(m map[string][]byte) { m["ca.key"] = m["front-proxy-ca.key"] },
+		"extra":       func(m map[string][]byte) { m["../evil"] = []byte("x") },
+	} {
+		m := clone(files)
+		edit(m)
+		dir := t.TempDir()
+		if _, err := WriteFiles(dir, m); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%s: wrote %d files before refusing", name, len(ents))
+		}
+	}
+}
