@@ -44,6 +44,9 @@ func prepare(root string, n config.Node, mountinfo io.Reader) error {
 	if err := config.Write(root, files, config.FileMode); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
+	if err := keepNodeConfig(root, n); err != nil {
+		return err
+	}
 	if err := makeDirs(root, n); err != nil {
 		return err
 	}
@@ -55,6 +58,25 @@ func prepare(root string, n config.Node, mountinfo io.Reader) error {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return fmt.Errorf("prepare: cgroup root: %w", err)
 		}
+	}
+	return nil
+}
+
+// keepNodeConfig writes n where the node's components that read its
+// config (the cluster service, the pod network agent) look for it, when a
+// runtime started from a config kept elsewhere left nothing there.
+// install and join write it there themselves; it is never replaced.
+func keepNodeConfig(root string, n config.Node) error {
+	path := filepath.Join(root, n.Paths().NodeConfig)
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	data, err := FormatNode(n)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	if err := config.Write(root, map[string][]byte{n.Paths().NodeConfig: data}, config.FileMode); err != nil {
+		return fmt.Errorf("prepare: %w", err)
 	}
 	return nil
 }

@@ -90,3 +90,33 @@ func TestPrepareNeedsSecrets(t *testing.T) {
 		t.Errorf("missing kubeconfig: err = %v", err)
 	}
 }
+
+// A runtime started from a config kept elsewhere leaves a copy where its
+// components read it; one that is there already is never replaced.
+func TestPrepareKeepsNodeConfig(t *testing.T) {
+	n := bootstrapped(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, n.StateDir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(n.StateDir, filepath.Join(root, n.StateDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepare(root, n, strings.NewReader(hybridMountinfo)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, n.Paths().NodeConfig)
+	got, err := LoadNode(path)
+	if err != nil || !got.IP.Equal(n.IP) {
+		t.Fatalf("node config copy: %v, %v", got.IP, err)
+	}
+	if err := os.WriteFile(path, []byte("# the admin's own\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepare(root, n, strings.NewReader(hybridMountinfo)); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "# the admin's own\n" {
+		t.Fatalf("prepare replaced an existing node config: %q", data)
+	}
+}
