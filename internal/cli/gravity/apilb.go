@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opengravity/gravity/internal/kube"
@@ -32,11 +33,15 @@ func apiLBCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				kc, err := kube.New(rc)
-				if err != nil {
-					return err
+				lb.Check = apilb.ReadyzCheck(rc)
+				client := func() (dynamic.Interface, error) {
+					kc, err := kube.New(apilb.Uncached(rc))
+					if err != nil {
+						return nil, err
+					}
+					return kc.Dynamic(), nil
 				}
-				go lb.Refresh(cmd.Context(), kc.Dynamic(), 5*time.Second)
+				go lb.Refresh(cmd.Context(), client, 5*time.Second)
 			}
 			return lb.Run(cmd.Context())
 		},

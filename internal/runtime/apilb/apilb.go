@@ -28,6 +28,10 @@ type Balancer struct {
 	Log    *slog.Logger
 	// DialTimeout bounds a connection attempt to one backend.
 	DialTimeout time.Duration
+	// Check says whether a backend serves; nil: it accepts connections.
+	// An API server can accept connections and serve nothing (its master
+	// was removed and its etcd is gone): the runtime checks /readyz.
+	Check func(ctx context.Context, backend string) error
 
 	mu       sync.Mutex
 	backends []string
@@ -70,7 +74,7 @@ func (b *Balancer) SetBackends(backends []string) {
 		for c := range cs {
 			c.Close()
 		}
-		delete(b.conns, be)
+		delete(b.conns, be) // as drop does, under the lock held here
 	}
 }
 
@@ -197,8 +201,10 @@ func (b *Balancer) pass(ctx context.Context, c net.Conn) {
 	<-done
 }
 
-// check probes the backends marked down, so that one that is back takes
-// connections again without a client paying for the probe.
+// check probes every backend in turn. One that fails is tried last for
+// new connections and loses the ones it holds, so that their clients (a
+// kubelet's watches) reconnect to one that serves instead of waiting on
+// one that accepts but never answers.
 func (b *Balancer) check(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
@@ -209,12 +215,35 @@ func (b *Balancer) check(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, be := range b.Backends() {
-			d := net.Dialer{Timeout: b.DialTimeout}
-			c, err := d.DialContext(ctx, "tcp", be)
-			if err == nil {
-				c.Close()
-			}
+			cctx, cancel := context.WithTimeout(ctx, b.DialTimeout)
+			err := b.probe(cctx, be)
+			cancel()
 			b.mark(be, err)
+			if err != nil {
+				b.drop(be)
+			}
 		}
 	}
+}
+
+func (b *Balancer) probe(ctx context.Context, be string) error {
+	if b.Check != nil {
+		return b.Check(ctx, be)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", be)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// drop closes the connections to be.
+func (b *Balancer) drop(be string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.conns[be] {
+		c.Close()
+	}
+	delete(b.conns, be)
 }

@@ -3,8 +3,10 @@ package apilb
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,6 +140,46 @@ func TestRemovedBackendLosesConnections(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, err := r.ReadString('\n'); err == nil {
 		t.Fatal("the connection to the removed backend stayed open")
+	}
+	if got := ask(t, ln.Addr().String()); got != "b" {
+		t.Fatalf("a new connection went to %q", got)
+	}
+}
+
+// A backend that accepts connections but fails its check loses the ones
+// it holds, and new ones go elsewhere.
+func TestFailingCheckDropsConnections(t *testing.T) {
+	a, b := echo(t, "a"), echo(t, "b")
+	lb := New("", []string{a.Addr().String()}, nil)
+	var sick atomic.Bool
+	lb.Check = func(ctx context.Context, be string) error {
+		if be == a.Addr().String() && sick.Load() {
+			return errors.New("not ready")
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = lb.Serve(ctx, ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	_, _ = c.Write([]byte("hi\n"))
+	if line, _ := r.ReadString('\n'); line != "a\n" {
+		t.Fatalf("first answer %q", line)
+	}
+	lb.SetBackends([]string{a.Addr().String(), b.Addr().String()})
+	sick.Store(true)
+	_ = c.SetReadDeadline(time.Now().Add(6 * time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("the connection to the failing backend stayed open")
 	}
 	if got := ask(t, ln.Addr().String()); got != "b" {
 		t.Fatalf("a new connection went to %q", got)
