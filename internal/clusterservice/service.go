@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -143,6 +144,8 @@ func (s *Service) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusInternalServerError, err)
 			return
 		}
+		// The derivation took 64 MiB, needed again only for a new token.
+		debug.FreeOSMemory()
 		s.mu.Lock()
 		clear(s.discovery) // a replaced token's answer is of no more use
 		s.discovery[t.Token] = d
