@@ -228,25 +228,31 @@ func (c *Client) fetchBlob(ctx context.Context, st *store.Store, digest string, 
 // admin's for any node, a node's own for itself. It returns the shrink
 // operation's plan.
 func Remove(ctx context.Context, addr string, tlsCfg *tls.Config, name string, force bool) (*plan.Plan, error) {
-	data, err := json.Marshal(RemoveRequest{Force: force})
-	if err != nil {
-		return nil, err
-	}
-	hc := &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PathNodes+name+"/remove", bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cluster service at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
 	var out RemoveResponse
-	if err := readResponse(resp, &out); err != nil {
+	if err := postWithCert(ctx, addr, tlsCfg, PathNodes+name+"/remove", 5*time.Minute, RemoveRequest{Force: force}, &out); err != nil {
 		return nil, err
 	}
 	return out.Plan, nil
+}
+
+// postWithCert posts in to path on the service at addr as the client
+// certificate of tlsCfg (no token), and decodes the answer into out.
+func postWithCert(ctx context.Context, addr string, tlsCfg *tls.Config, path string, timeout time.Duration, in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cluster service at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	return readResponse(resp, out)
 }
 
 // Etcd adds the joining master to etcd (POST), reads its membership

@@ -1,10 +1,8 @@
 package clusterservice
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -63,22 +61,8 @@ func (s *Service) handleNodeCerts(w http.ResponseWriter, r *http.Request) {
 // RenewNode has the service at addr sign a worker's new certificate
 // requests, authenticated by its current client certificate (tlsCfg).
 func RenewNode(ctx context.Context, addr string, tlsCfg *tls.Config, name string, csrs map[string][]byte) (*CertResponse, error) {
-	data, err := json.Marshal(CertRequest{CSRs: csrs})
-	if err != nil {
-		return nil, err
-	}
-	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+PathNodes+name+"/certs", bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cluster service at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
 	var out CertResponse
-	if err := readResponse(resp, &out); err != nil {
+	if err := postWithCert(ctx, addr, tlsCfg, PathNodes+name+"/certs", time.Minute, CertRequest{CSRs: csrs}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
