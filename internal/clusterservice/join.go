@@ -283,14 +283,9 @@ func (s *Service) baseVersion() (string, error) {
 // handleCerts signs the joining node's certificate requests, with the
 // names and addresses the cluster knows it by.
 func (s *Service) handleCerts(w http.ResponseWriter, r *http.Request) {
-	op, err := s.openOperation(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
-	}
 	var req CertRequest
-	if err := decode(r, &req); err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	op, ok := s.operationRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	ip := op.Data[DataNode]
@@ -321,14 +316,9 @@ func (s *Service) handleCerts(w http.ResponseWriter, r *http.Request) {
 
 // handlePlan saves the joining node's plan as the operation's.
 func (s *Service) handlePlan(w http.ResponseWriter, r *http.Request) {
-	op, err := s.openOperation(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
-	}
 	var u PlanUpdate
-	if err := decode(r, &u); err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	op, ok := s.operationRequest(w, r, &u)
+	if !ok {
 		return
 	}
 	if u.Plan == nil || u.Plan.OperationID != op.OperationID || u.Plan.OperationType != OperationExpand {
@@ -354,18 +344,32 @@ func (s *Service) handlePlan(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// operationPlan reads the open operation of the request's path and the
-// plan it sends for it; it has answered the request when !ok.
-func (s *Service) operationPlan(w http.ResponseWriter, r *http.Request, what string) (*plan.Plan, PlanUpdate, bool) {
+// operationRequest reads the open operation of the request's path and
+// decodes the body into v; it has answered the request when !ok.
+func (s *Service) operationRequest(w http.ResponseWriter, r *http.Request, v any) (*plan.Plan, bool) {
 	op, err := s.openOperation(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err)
-		return nil, PlanUpdate{}, false
+		return nil, false
 	}
+	if err := decode(r, v); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return op, true
+}
+
+// operationPlan is operationRequest for a body that carries the
+// operation's own plan.
+func (s *Service) operationPlan(w http.ResponseWriter, r *http.Request, what string) (*plan.Plan, PlanUpdate, bool) {
 	var u PlanUpdate
-	if err := decode(r, &u); err != nil || u.Plan == nil || u.Plan.OperationID != op.OperationID {
+	op, ok := s.operationRequest(w, r, &u)
+	if !ok {
+		return nil, u, false
+	}
+	if u.Plan == nil || u.Plan.OperationID != op.OperationID {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("%s needs operation %s's plan", what, op.OperationID))
-		return nil, PlanUpdate{}, false
+		return nil, u, false
 	}
 	return op, u, true
 }
