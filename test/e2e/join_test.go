@@ -69,8 +69,12 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 	}
 	w.assertClean()
 
-	// kill -9 in two more phases; running gravity join again resumes.
-	w.killDuring("/system/"+ip, "/root/gravity", joinArgs...)
+	// kill -9 in two more phases; running gravity join again resumes. The
+	// first kill comes before the runtime starts, so the resumed run's wait
+	// for Ready lasts the kubelet's registration (seconds), long enough to
+	// be caught in progress; a runtime left running by a kill during
+	// /system would make that wait return at once.
+	w.killDuring("/pull/"+ip, "/root/gravity", joinArgs...)
 	w.killDuring("/wait/"+ip, "/root/gravity", joinArgs...)
 	join("Resuming operation")
 	if out := ih.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "True" {
