@@ -38,6 +38,9 @@ func main() {
 	case 0:
 		os.Exit(0)
 	case 1:
+		if plan.Helm2List {
+			os.Exit(listTable(helm3, plan.Calls[0]))
+		}
 		// Exec, so that exit codes and signals are helm3's own. argv[0] is
 		// helm3's path: Helm 3 gives it to plugins as HELM_BIN, and plugins
 		// expect Helm 3, not this.
@@ -79,6 +82,25 @@ func listReleases(helm3 string, conn []string) ([]helmcompat.Release, error) {
 		return nil, fmt.Errorf("helm %s: %w: %s", strings.Join(args, " "), err, strings.TrimPrefix(strings.TrimSpace(stderr.String()), "Error: "))
 	}
 	return helmcompat.ParseReleases(stdout.Bytes())
+}
+
+// listTable runs a JSON list and prints it as Helm 2's table.
+func listTable(helm3 string, args []string) int {
+	var stdout bytes.Buffer
+	cmd := exec.Command(helm3, args...)
+	cmd.Args[0] = helm3
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, &stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() > 0 {
+			return exit.ExitCode()
+		}
+		fail(err)
+	}
+	if err := helmcompat.WriteHelm2List(os.Stdout, stdout.Bytes()); err != nil {
+		fail(err)
+	}
+	return 0
 }
 
 // runAll runs the calls in order, stopping at the first that fails, and

@@ -204,6 +204,12 @@ func (t *translator) list() ([][]string, error) {
 		extra = append(extra, "--filter", pos[0])
 		pos = nil
 	}
+	// Helm 2's table unless the user asked for another form: Helm 3's
+	// columns are in another order, with the status in lower case.
+	if !hasFlag(all, "output", "short") && !slices.ContainsFunc(all, isShort('q')) && !slices.ContainsFunc(all, isShort('o')) {
+		extra = append(extra, "--output", "json")
+		t.table = true
+	}
 	return [][]string{call([]string{"list"}, pos, append(t.flags("list"), extra...))}, nil
 }
 

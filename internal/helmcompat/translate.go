@@ -47,6 +47,9 @@ type Plan struct {
 	// Notes tell the user what was changed, for stderr: stdout is the
 	// command's own output, which scripts parse.
 	Notes []string
+	// Helm2List: the one call lists releases as JSON, to be printed as
+	// Helm 2's table (WriteHelm2List), not passed through.
+	Helm2List bool
 }
 
 // translator holds one translation's state: the parsed command line and
@@ -59,6 +62,7 @@ type translator struct {
 	releases []Release
 	listed   bool
 	notes    []string
+	table    bool // see Plan.Helm2List
 }
 
 // Translate turns a Helm 2 command line (without the program name) into
@@ -78,7 +82,7 @@ func Translate(args []string, lookup Lookup) (Plan, error) {
 	if calls == nil {
 		return passThrough(args, items), nil
 	}
-	return Plan{Calls: calls, Notes: t.notes}, nil
+	return Plan{Calls: calls, Notes: t.notes, Helm2List: t.table}, nil
 }
 
 // passThrough runs args as given but for Helm 2's Tiller flags, which

@@ -68,14 +68,15 @@ func TestTranslate(t *testing.T) {
 			calls: []string{"install -- x -chart"}},
 
 		// list
-		{name: "ls", args: "ls", calls: []string{"list --all-namespaces"}},
+		{name: "ls", args: "ls", calls: []string{"list --all-namespaces --output json"}},
 		{name: "list -q", args: "list -q --all", calls: []string{"list -q --all --all-namespaces"}},
-		{name: "list namespace", args: "list --namespace x", calls: []string{"list --namespace x"}},
-		{name: "list -n", args: "ls -n x", calls: []string{"list -n x"}},
-		{name: "list -A", args: "ls -A", calls: []string{"list -A"}},
-		{name: "list filter", args: "ls ^ex --deleted", calls: []string{"list --uninstalled --all-namespaces --filter ^ex"}},
-		{name: "list -f", args: "ls -f ^ex", calls: []string{"list -f ^ex --all-namespaces"}},
-		{name: "list global", args: "--kube-context c --tiller-namespace t ls", calls: []string{"list --kube-context c --all-namespaces"}},
+		{name: "list namespace", args: "list --namespace x", calls: []string{"list --namespace x --output json"}},
+		{name: "list -n", args: "ls -n x", calls: []string{"list -n x --output json"}},
+		{name: "list -A", args: "ls -A", calls: []string{"list -A --output json"}},
+		{name: "list filter", args: "ls ^ex --deleted", calls: []string{"list --uninstalled --all-namespaces --filter ^ex --output json"}},
+		{name: "list -f", args: "ls -f ^ex", calls: []string{"list -f ^ex --all-namespaces --output json"}},
+		{name: "list global", args: "--kube-context c --tiller-namespace t ls", calls: []string{"list --kube-context c --all-namespaces --output json"}},
+		{name: "list yaml", args: "ls -o yaml", calls: []string{"list -o yaml --all-namespaces"}},
 
 		// one release, found in its namespace
 		{name: "upgrade not found", args: "upgrade nope " + chart, calls: []string{"upgrade nope " + chart}},

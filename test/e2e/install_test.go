@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -367,9 +368,11 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	if img := ih.mustRun("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.spec.containers[0].image}"); img != "registry.local:5000/alpine:3.3" {
 		t.Errorf("alpine image %q", img)
 	}
+	// Helm 2's table, as the walkthrough shows it.
 	ls := ih.mustRun("helm", "ls")
-	if !strings.Contains(ls, "example") || !strings.Contains(ls, "alpine-0.0.1") {
-		t.Errorf("helm ls:\n%s", ls)
+	if !regexp.MustCompile(`(?m)^NAME +\tREVISION\tUPDATED +\tSTATUS +\tCHART +\tAPP VERSION\tNAMESPACE\n` +
+		`example\t1 +\t\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\tDEPLOYED\talpine-0.0.1\t +\t\S+$`).MatchString(ls) {
+		t.Errorf("helm ls is not Helm 2's table:\n%s", ls)
 	}
 	ih.mustFail("already has install operation", filepath.Join(image, "gravity"), "install")
 	checkNoHookRights(t, ih)
