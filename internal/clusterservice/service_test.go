@@ -522,18 +522,19 @@ func TestOperationsLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := f.svc.acquire(ctx, "a"); err != nil || !ok {
+	a, b := f.svc.lease("a"), other.lease("b")
+	if ok, err := a.Acquire(ctx); err != nil || !ok {
 		t.Fatalf("first acquire: %v, %v", ok, err)
 	}
-	if ok, err := other.acquire(ctx, "b"); err != nil || ok {
+	if ok, err := b.Acquire(ctx); err != nil || ok {
 		t.Fatalf("acquired a held lease: %v, %v", ok, err)
 	}
-	f.svc.release(ctx, "a")
-	if ok, err := other.acquire(ctx, "b"); err != nil || !ok {
+	a.Release(ctx)
+	if ok, err := b.Acquire(ctx); err != nil || !ok {
 		t.Fatalf("acquire after release: %v, %v", ok, err)
 	}
-	f.now = f.now.Add(leaseDuration + time.Second) // b died holding it
-	if ok, err := f.svc.acquire(ctx, "a"); err != nil || !ok {
+	f.now = f.now.Add(cluster.LeaseDuration + time.Second) // b died holding it
+	if ok, err := a.Acquire(ctx); err != nil || !ok {
 		t.Fatalf("acquire after expiry: %v, %v", ok, err)
 	}
 }
