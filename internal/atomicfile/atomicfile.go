@@ -31,6 +31,25 @@ func Write(path string, mode fs.FileMode, fill func(io.Writer) error) error {
 	return write(path, mode, fill, os.Rename)
 }
 
+// CopyFile replaces dst with a copy of src, streamed (binaries are tens of
+// megabytes). Copying a file onto itself changes nothing.
+func CopyFile(src, dst string, mode fs.FileMode) error {
+	if fs, err := os.Stat(src); err == nil {
+		if fd, err := os.Stat(dst); err == nil && os.SameFile(fs, fd) {
+			return nil
+		}
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return Write(dst, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}
+
 func bytesFill(data []byte) func(io.Writer) error {
 	return func(w io.Writer) error {
 		_, err := w.Write(data)

@@ -99,3 +99,36 @@ func assertOnlyFile(t *testing.T, dir string) {
 		t.Fatalf("dir holds %v, want only f", names)
 	}
 }
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	if err := os.WriteFile(src, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyFile(filepath.Join(dir, "missing"), dst, 0o755); err == nil {
+		t.Fatal("no error copying a missing file")
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Fatalf("a failed copy changed dst to %q", b)
+	}
+	if err := CopyFile(src, dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dst)
+	if b, _ := os.ReadFile(dst); err != nil || string(b) != "new" || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("dst %q mode %v (%v)", b, fi.Mode(), err)
+	}
+	if err := CopyFile(dst, dst, 0o755); err != nil {
+		t.Fatalf("copy onto itself: %v", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "new" {
+		t.Fatalf("copy onto itself left %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("%d files in the directory, want src and dst only", len(entries))
+	}
+}

@@ -12,17 +12,26 @@ cd "$(dirname "$0")"
 exec ./gravity install "$@"
 `
 
-// notSupportedScript is the body of the scripts whose operations gravity
-// does not implement yet; they exist so the layout is final and scripts
-// written against it keep working once they do.
-func notSupportedScript(op string) string {
-	return fmt.Sprintf(`#!/bin/sh
-# %[1]s is not supported yet: this script is a placeholder that keeps the
-# cluster image layout stable until gravity implements it.
-echo "%[1]s: not supported yet" >&2
-exit 1
-`, op)
-}
+// uploadScript imports this image into the cluster of the master it runs
+// on (packages and registry images), as Gravity's `./upload` did.
+const uploadScript = `#!/bin/sh
+# Imports this cluster image into the cluster, from a master: its packages
+# into the cluster's store and its images into every master's registry.
+set -e
+cd "$(dirname "$0")"
+exec ./gravity upload "$@"
+`
+
+// upgradeScript uploads, then upgrades the cluster to this image;
+// arguments go to "gravity upgrade".
+const upgradeScript = `#!/bin/sh
+# Upgrades the cluster to this cluster image, from a master: ./upload, then
+# "gravity upgrade" with the given arguments; see "./gravity upgrade --help".
+set -e
+cd "$(dirname "$0")"
+./gravity upload
+exec ./gravity upgrade "$@"
+`
 
 func readme(s Spec) string {
 	base := s.BaseImage
@@ -48,8 +57,9 @@ Contents:
     app.yaml       the application manifest as written
     gravity        the node binary
     install        runs "./gravity install" with the given arguments
-    upgrade        not supported yet
-    upload         not supported yet
+    upgrade        on a master of a running cluster: ./upload, then
+                   "./gravity upgrade" with the given arguments
+    upload         imports this image into the cluster (packages and images)
     packages/      an OCI image layout with the packages and container images
 
 Built by %[5]s.

@@ -386,8 +386,8 @@ func topFiles(spec Spec) ([]topFile, error) {
 		mem(AppManifestFile, modeFile, spec.AppManifest),
 		mem(ReadmeFile, modeFile, []byte(readme(spec))),
 		mem(InstallScript, modeExec, []byte(installScript)),
-		mem(UpgradeScript, modeExec, []byte(notSupportedScript(UpgradeScript))),
-		mem(UploadScript, modeExec, []byte(notSupportedScript(UploadScript))),
+		mem(UpgradeScript, modeExec, []byte(upgradeScript)),
+		mem(UploadScript, modeExec, []byte(uploadScript)),
 	}
 	size, digest, err := hashFile(spec.GravityBinary)
 	if err != nil {

@@ -115,14 +115,15 @@ func checkUnpackedFiles(t *testing.T, f *fixture, dir string) {
 	if got := strings.TrimSpace(string(out)); got != "gravity install --cloud-provider=generic" {
 		t.Errorf("install printed %q", got)
 	}
-	for _, s := range []string{UpgradeScript, UploadScript} {
-		var stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(dir, s))
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "not supported yet") {
-			t.Errorf("%s: err %v, stderr %q; want exit 1 and 'not supported yet'", s, err, stderr.String())
+	for script, want := range map[string]string{UploadScript: "gravity upload", UpgradeScript: "gravity upload\ngravity upgrade --no-wait"} {
+		cmd := exec.Command(filepath.Join(dir, script), "--no-wait")
+		if script == UploadScript {
+			cmd = exec.Command(filepath.Join(dir, script))
+		}
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != want {
+			t.Errorf("%s printed %q (%v), want %q", script, got, err, want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,15 +118,19 @@ func (s appStep) Rollback(ctx context.Context) error {
 	return s.userApp(ctx, "uninstall")
 }
 
-// appDir is where /init's app package is unpacked: its resources/ holds
-// app.yaml and the hooks with image names rewritten for the cluster.
-func (c Config) appDir() string { return filepath.Join(c.localDir(), "app") }
+// appDir is where an app package is unpacked: its resources/ holds
+// app.yaml and the hooks with image names rewritten for the cluster. One
+// directory per version: an upgrade holds two.
+func (c Config) appDir() string { return filepath.Join(c.localDir(), "app", c.AppVersion) }
 
 func loadApp(c Config) (*manifest.App, error) {
 	dir := c.appDir()
 	if _, err := os.Stat(dir); err != nil {
 		st, err := store.Open(c.PackagesDir())
 		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 			return nil, err
 		}
 		if err := st.ExtractPackage(context.Background(), c.AppPackage, dir); err != nil {
@@ -136,15 +141,59 @@ func loadApp(c Config) (*manifest.App, error) {
 }
 
 func (s appStep) userApp(ctx context.Context, hookName string) error {
+	ran, err := RunAppHook(ctx, s.cfg, hookName, s.out)
+	if err == nil && !ran {
+		fmt.Fprintf(s.out, "%s has no %s hook\n", s.cfg.AppName, hookName)
+	}
+	return err
+}
+
+// HasAppHook tells whether the app of cfg (AppPackage in its package
+// store) has hook hookName.
+func HasAppHook(cfg Config, hookName string) (bool, error) {
+	app, err := loadApp(cfg)
+	if err != nil {
+		return false, err
+	}
+	_, ok := app.Hook(hookName)
+	return ok, nil
+}
+
+// RunAppHook runs hook hookName of the app of cfg as a Job, its resources
+// pushed to every master's registry first; false when the app has no
+// such hook. An upgrade runs the new version's hooks through it.
+func RunAppHook(ctx context.Context, cfg Config, hookName string, out io.Writer) (bool, error) {
+	s := appStep{step: step{cfg: cfg, out: out}, app: cfg.AppName}
 	app, err := loadApp(s.cfg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	h, ok := app.Hook(hookName)
 	if !ok {
-		fmt.Fprintf(s.out, "%s has no %s hook\n", s.cfg.AppName, hookName)
-		return nil
+		return false, nil
 	}
+	return true, s.pushAndRun(ctx, h.Job, hookName)
+}
+
+// RunToolsJob runs command in the hook tools image as a hook Job of the
+// operation (with its rights), e.g. `helm rollback` where an app has no
+// rollback hook of its own.
+func RunToolsJob(ctx context.Context, cfg Config, hookName string, command []string, out io.Writer) error {
+	s := appStep{step: step{cfg: cfg, out: out}, app: cfg.AppName}
+	tools, err := s.systemImage(baseimage.ImageHookTools)
+	if err != nil {
+		return err
+	}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "default"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: hookName, Image: tools,
+				Command: append([]string{"/bin/sh", "-c", `exec "$@"`, "sh"}, command...)}}}}}}
+	return s.pushAndRun(ctx, job, hookName)
+}
+
+// pushAndRun pushes the app's resources image and runs job as its hook.
+func (s appStep) pushAndRun(ctx context.Context, job *batchv1.Job, hookName string) error {
 	st, err := store.Open(s.cfg.PackagesDir())
 	if err != nil {
 		return err
@@ -157,7 +206,7 @@ func (s appStep) userApp(ctx context.Context, hookName string) error {
 	if err := s.pushToMasters(ctx, ref, img); err != nil {
 		return err
 	}
-	return s.runHook(ctx, h.Job, hookName, s.cfg.AppName, ref)
+	return s.runHook(ctx, job, hookName, s.cfg.AppName, ref)
 }
 
 // resourcesRef names an app's resources image in the cluster registry.

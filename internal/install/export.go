@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -49,6 +50,30 @@ func (s exportStep) Execute(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PushImages pushes the images refs of store st into master n's
+// registry with this node's pusher certificate (only masters hold it).
+func PushImages(ctx context.Context, n config.Node, st *store.Store, refs []string) error {
+	reg, err := newRegistryClient(n, pki.RegistryPusher)
+	if err != nil {
+		return err
+	}
+	entries, err := st.Entries()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Kind == store.KindImage && slices.Contains(refs, e.Ref) {
+			if err := reg.pushIndexOrImage(ctx, st, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RegistryHealthy checks that master n's registry answers over mTLS.
+func RegistryHealthy(ctx context.Context, n config.Node) error { return registryHealthy(ctx, n) }
 
 // Rollback empties the registry's storage: the runtime's rollback removes
 // the directory itself.

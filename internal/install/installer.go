@@ -203,8 +203,10 @@ func prepare(ctx context.Context, o Options) (Config, *manifest.App, error) {
 	return cfg, app, err
 }
 
-// appLocator is the app package's name in the image: its only package
+// AppLocator is the app package's name in the image: its only package
 // that is not a base image's.
+func AppLocator(meta *clusterimage.Meta) string { return appLocator(meta) }
+
 func appLocator(meta *clusterimage.Meta) string {
 	for _, p := range meta.Packages {
 		if name, _, _ := strings.Cut(p.Ref, ":"); name == "gravitational.io/"+meta.Name {

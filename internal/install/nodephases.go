@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opengravity/gravity/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -276,26 +277,10 @@ func backupForeign(path, self, bin string) error {
 }
 
 func copyFileAtomic(src, dst string, mode os.FileMode) error {
-	if same, _ := sameFile(src, dst); same {
-		return nil
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return plan.WriteFileAtomic(dst, data, mode)
-}
-
-func sameFile(a, b string) (bool, error) {
-	fa, err := os.Stat(a)
-	if err != nil {
-		return false, err
-	}
-	fb, err := os.Stat(b)
-	if err != nil {
-		return false, err
-	}
-	return os.SameFile(fa, fb), nil
+	return atomicfile.CopyFile(src, dst, mode)
 }
 
 func symlinkAtomic(target, link string) error {

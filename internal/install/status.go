@@ -21,6 +21,9 @@ import (
 )
 
 // localNode is this node's runtime config, as install wrote it.
+// LocalNode is this node's runtime config, as the install or join wrote it.
+func LocalNode(stateDir string) (config.Node, error) { return localNode(stateDir) }
+
 func localNode(stateDir string) (config.Node, error) {
 	path := filepath.Join(stateDir, "config", "node.yaml")
 	n, err := node.LoadNode(path)

@@ -62,11 +62,15 @@ func TestInstall(t *testing.T) {
 	defer cancel()
 	ih := newInstallHost(t, ctx, "gin", "10.235.0.0/24")
 	v1 := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
+	v2 := ih.unpack("v2", ih.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2"))
+	v3 := ih.unpack("failupdate", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failupdate"), "failupdate"))
 	failing := ih.unpack("failhook", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failhook"), "failhook"))
 
 	t.Run("refused", func(t *testing.T) { testRefused(t, ih, v1) })
 	t.Run("kill-resume", func(t *testing.T) { testKillResume(t, ih, v1) })
 	t.Run("installed", func(t *testing.T) { testInstalled(t, ih, v1) })
+	t.Run("upgrade", func(t *testing.T) { testUpgrade(t, ih, v2) })
+	t.Run("upgrade-rollback", func(t *testing.T) { testUpgradeRollback(t, ih, v3) })
 	t.Run("join", func(t *testing.T) { testJoinWorker(t, ih) })
 	t.Run("leave", func(t *testing.T) {
 		ih.mustRun("gravity", "leave", "--force")
@@ -315,6 +319,12 @@ func testKillResume(t *testing.T, ih *installHost, image string) {
 
 // killDuring starts a command and SIGKILLs it once phase is in progress.
 func (ih *installHost) killDuring(phase, name string, args ...string) {
+	ih.t.Helper()
+	ih.killWhen(ih.phase, phase, name, args...)
+}
+
+// killWhen is killDuring with the plan's phases read by lookup.
+func (ih *installHost) killWhen(lookup func(id string) (*plan.Phase, error), phase, name string, args ...string) {
 	t := ih.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(ih.ctx)
@@ -333,7 +343,7 @@ func (ih *installHost) killDuring(phase, name string, args ...string) {
 			t.Fatalf("%s ended (%v) before phase %s ran:\n%s", name, err, phase, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
-		if ph, err := ih.phase(phase); err == nil && ph.State == plan.InProgress {
+		if ph, err := lookup(phase); err == nil && ph.State == plan.InProgress {
 			break
 		}
 	}
@@ -429,17 +439,6 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 		t.Errorf("gravity status -o json: %+v (%v)", st, err)
 	}
 
-	// v2's upgrade hook, run by hand: Helm 2's command line, no namespace.
-	ih.put(filepath.Join(repo, "examples/gravity101/v2/charts/alpine"), "/root/alpine-v2")
-	ih.put(filepath.Join(repo, "examples/gravity101/v1/charts/alpine"), "/root/alpine-v1")
-	ih.mustRun("helm", "upgrade", "--set", "registry=registry.local:5000/", "example", "/root/alpine-v2")
-	if ls := ih.mustRun("helm", "ls"); !strings.Contains(ls, "alpine-0.0.2") {
-		t.Errorf("after upgrade, helm ls:\n%s", ls)
-	}
-	if hist := ih.mustRun("helm", "history", "example"); !strings.Contains(hist, "alpine-0.0.2") || !strings.Contains(hist, "alpine-0.0.1") {
-		t.Errorf("helm history:\n%s", hist)
-	}
-	ih.mustFail(`a release named "example" already exists`, "helm", "install", "/root/alpine-v1", "--name", "example", "--namespace", "kube-system")
 }
 
 // checkNoHookRights: the hooks ran (the app is installed) and nothing of

@@ -69,13 +69,12 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 	}
 	w.assertClean()
 
-	// kill -9 in two more phases; running gravity join again resumes. The
-	// first kill comes before the runtime starts, so the resumed run's wait
-	// for Ready lasts the kubelet's registration (seconds), long enough to
-	// be caught in progress; a runtime left running by a kill during
-	// /system would make that wait return at once.
+	// kill -9 in two more phases; running gravity join again resumes. Both
+	// phases last seconds (a package download, the runtime's start), so
+	// polling the plan catches them in progress; waiting for Ready may
+	// take a moment only, too short to be caught reliably.
 	w.killDuring("/pull/"+ip, "/root/gravity", joinArgs...)
-	w.killDuring("/wait/"+ip, "/root/gravity", joinArgs...)
+	w.killDuring("/system/"+ip, "/root/gravity", joinArgs...)
 	join("Resuming operation")
 	if out := ih.mustRun("kubectl", "get", "node", ip, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); out != "True" {
 		t.Errorf("node %s Ready = %q", ip, out)

@@ -14,6 +14,7 @@ import (
 	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/upgrade"
 )
 
 func planCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -49,6 +50,9 @@ func planCommand(stdout, stderr io.Writer) *cobra.Command {
 			if join.Pending(o.StateDir) {
 				return join.Execute(cmd.Context(), joinOptions(o), phase, force)
 			}
+			if upgrade.Pending(o.StateDir) {
+				return upgrade.Execute(cmd.Context(), upgradeOptions(o), phase, force)
+			}
 			return install.Execute(cmd.Context(), o, phase, force)
 		})}
 	execute.Flags().StringVar(&phase, "phase", "", "the phase id, e.g. /masters/10.0.0.1/runtime")
@@ -59,6 +63,9 @@ func planCommand(stdout, stderr io.Writer) *cobra.Command {
 			if join.Pending(o.StateDir) {
 				return join.Resume(cmd.Context(), joinOptions(o))
 			}
+			if upgrade.Pending(o.StateDir) {
+				return upgrade.Resume(cmd.Context(), upgradeOptions(o))
+			}
 			return install.Resume(cmd.Context(), o)
 		})}
 	var rbPhase string
@@ -67,6 +74,9 @@ func planCommand(stdout, stderr io.Writer) *cobra.Command {
 		RunE: run(func(cmd *cobra.Command, o install.Options) error {
 			if join.Pending(o.StateDir) {
 				return join.Rollback(cmd.Context(), joinOptions(o), rbPhase, rbForce)
+			}
+			if upgrade.Pending(o.StateDir) {
+				return upgrade.Rollback(cmd.Context(), upgradeOptions(o), rbPhase, rbForce)
 			}
 			return install.Rollback(cmd.Context(), o, rbPhase, rbForce)
 		})}
@@ -80,6 +90,12 @@ func planCommand(stdout, stderr io.Writer) *cobra.Command {
 // operation's own record says where the cluster is.
 func joinOptions(o install.Options) join.Options {
 	return join.Options{StateDir: o.StateDir, Out: o.Out, Log: o.Log}
+}
+
+// upgradeOptions are the plan commands' options for an upgrade this node
+// drives.
+func upgradeOptions(o install.Options) upgrade.Options {
+	return upgrade.Options{StateDir: o.StateDir, Out: o.Out, Log: o.Log}
 }
 
 func printPlan(w io.Writer, p *plan.Plan) error {

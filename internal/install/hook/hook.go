@@ -83,13 +83,19 @@ func (s Spec) JobObject() (*batchv1.Job, error) {
 	for k, v := range s.labels() {
 		j.Labels[k] = v
 	}
-	deadline := int64(orDefault(s.Deadline, DefaultDeadline) / time.Second)
-	j.Spec.ActiveDeadlineSeconds = &deadline
-	backoff := s.BackoffLimit
-	if backoff == 0 {
-		backoff = DefaultBackoffLimit
+	// The Job's own limits stand, as Gravity kept them; the Spec's (or
+	// the defaults) fill in what it leaves out.
+	if j.Spec.ActiveDeadlineSeconds == nil {
+		deadline := int64(orDefault(s.Deadline, DefaultDeadline) / time.Second)
+		j.Spec.ActiveDeadlineSeconds = &deadline
 	}
-	j.Spec.BackoffLimit = &backoff
+	if j.Spec.BackoffLimit == nil {
+		backoff := s.BackoffLimit
+		if backoff == 0 {
+			backoff = DefaultBackoffLimit
+		}
+		j.Spec.BackoffLimit = &backoff
+	}
 	// Selectors and pod labels are generated per Job by the API server.
 	j.Spec.Selector, j.Spec.ManualSelector = nil, nil
 	j.Spec.Template.Labels = s.labels()

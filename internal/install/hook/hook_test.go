@@ -44,6 +44,14 @@ func TestJobObject(t *testing.T) {
 		edit  func(*Spec)
 		check func(t *testing.T, j *batchv1.Job)
 	}{
+		{name: "job's own limits", edit: func(s *Spec) {
+			zero, hour := int32(0), int64(3600)
+			s.Job.Spec.BackoffLimit, s.Job.Spec.ActiveDeadlineSeconds = &zero, &hour
+		}, check: func(t *testing.T, j *batchv1.Job) {
+			if *j.Spec.BackoffLimit != 0 || *j.Spec.ActiveDeadlineSeconds != 3600 {
+				t.Errorf("backoff %d deadline %d: want the Job's 0 and 3600", *j.Spec.BackoffLimit, *j.Spec.ActiveDeadlineSeconds)
+			}
+		}},
 		{name: "seed job", check: func(t *testing.T, j *batchv1.Job) {
 			if j.Name != "cluster-image-install-abc" || j.Namespace != "default" {
 				t.Errorf("name %s/%s", j.Namespace, j.Name)

@@ -1,0 +1,204 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opengravity/gravity/internal/plan"
+)
+
+// testUpgrade is the walkthrough's "Upgrading The Cluster" on the installed
+// node: refusals first (nothing changes), then ./upgrade from v2, checked
+// with gravity status, helm ls, the pod's image and the binary that nodes
+// joining later copy.
+func testUpgrade(t *testing.T, ih *installHost, v2 string) {
+	ip := ih.h.IP.String()
+	// Not uploaded yet: refused before anything is recorded.
+	ih.mustFail("was it uploaded? run ./upload", filepath.Join(v2, "gravity"), "upgrade")
+	if plan := ih.mustRun("gravity", "plan"); strings.Contains(plan, "(update)") {
+		t.Errorf("a refused upgrade left an operation:\n%s", plan)
+	}
+
+	before, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By hand first: upload, plan only, one phase, then a resume killed
+	// (-9) while the update hook runs, resumed again.
+	out := ih.mustRun(filepath.Join(v2, "upload"))
+	for _, want := range []string{"Importing application cluster-image v0.0.2",
+		"Synchronizing application with Docker registry " + ip + ":5000", "Application has been uploaded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("./upload output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := ih.mustRun(filepath.Join(v2, "gravity"), "upgrade", "--manual"); !strings.Contains(out, "created in manual mode") {
+		t.Errorf("upgrade --manual:\n%s", out)
+	}
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "Cluster status:\t\tupdating") || !strings.Contains(st, "Upgrade application cluster-image from 0.0.1 to 0.0.2") {
+		t.Errorf("gravity status during the upgrade:\n%s", st)
+	}
+	ih.mustRun("gravity", "plan", "execute", "--phase", "/checks")
+	ih.killWhen(ih.clusterPhase, "/app/cluster-image", "gravity", "plan", "resume")
+	if out := ih.mustRun("gravity", "plan", "resume"); !strings.Contains(out, "has completed: the cluster runs cluster-image 0.0.2") {
+		t.Errorf("resume after kill -9:\n%s", out)
+	}
+	checkUpgraded(t, ih, v2, 2)
+
+	// A completed upgrade rolled back, then the walkthrough's ./upgrade.
+	out = ih.mustRun("gravity", "upgrade", "--rollback-last")
+	t.Logf("upgrade --rollback-last:\n%s", out)
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.1") || !strings.Contains(st, "Cluster status:\t\tactive") {
+		t.Errorf("gravity status after --rollback-last:\n%s", st)
+	}
+	if ls := ih.mustRun("helm", "ls"); !regexp.MustCompile(`(?m)^example\t3 +\t.*\tDEPLOYED\talpine-0.0.1\t`).MatchString(ls) {
+		t.Errorf("helm ls after --rollback-last:\n%s", ls)
+	}
+	ih.waitFor("the pod back on alpine:3.3", func() bool {
+		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
+		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.3 true")
+	})
+	if after, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity")); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("--rollback-last did not put the old gravity back (%v)", err)
+	}
+
+	start := time.Now()
+	out = ih.mustRun(filepath.Join(v2, "upgrade"))
+	t.Logf("./upgrade (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+	for _, want := range []string{"Importing application cluster-image v0.0.2",
+		"Synchronizing application with Docker registry " + ip + ":5000", "Application has been uploaded",
+		"Upgrading application cluster-image from 0.0.1 to 0.0.2", "Upgrade to 0.0.2 completed in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("./upgrade output lacks %q", want)
+		}
+	}
+	checkUpgraded(t, ih, v2, 4)
+	ih.mustFail("the cluster already runs cluster-image 0.0.2", filepath.Join(v2, "upgrade"))
+
+	// Helm 2's command line still works on the upgraded release.
+	if hist := ih.mustRun("helm", "history", "example"); !strings.Contains(hist, "alpine-0.0.2") || !strings.Contains(hist, "alpine-0.0.1") {
+		t.Errorf("helm history:\n%s", hist)
+	}
+	ih.put(filepath.Join(repo, "examples/gravity101/v1/charts/alpine"), "/root/alpine-v1")
+	ih.mustFail(`a release named "example" already exists`, "helm", "install", "/root/alpine-v1", "--name", "example", "--namespace", "kube-system")
+}
+
+// checkUpgraded: the cluster runs v2 as the walkthrough shows it.
+func checkUpgraded(t *testing.T, ih *installHost, v2 string, revision int) {
+	t.Helper()
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.2") || !strings.Contains(st, "Cluster status:\t\tactive") {
+		t.Errorf("gravity status after the upgrade:\n%s", st)
+	}
+	var st struct {
+		Operations []struct{ Type, State string }
+	}
+	if err := json.Unmarshal([]byte(ih.mustRun("gravity", "status", "-o", "json")), &st); err != nil ||
+		len(st.Operations) == 0 || st.Operations[0].Type != "update" || st.Operations[0].State != "completed" {
+		t.Errorf("newest operation: %+v (%v)", st.Operations, err)
+	}
+	if plan := ih.mustRun("gravity", "plan"); !strings.Contains(plan, "(update)") || !strings.Contains(plan, "/app/cluster-image") {
+		t.Errorf("gravity plan does not show the upgrade:\n%s", plan)
+	}
+	ls := ih.mustRun("helm", "ls")
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^example\t%d +\t.*\tDEPLOYED\talpine-0.0.2\t`, revision)).MatchString(ls) {
+		t.Errorf("helm ls after the upgrade:\n%s", ls)
+	}
+	ih.waitFor("the pod on alpine:3.4", func() bool {
+		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
+		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.4 true")
+	})
+	// Nodes that join later copy this node's gravity: the new one.
+	got, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(ih.h.Path(filepath.Join(v2, "gravity")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("/usr/local/bin/gravity is not the new image's")
+	}
+}
+
+// waitFor polls ok for up to two minutes.
+func (ih *installHost) waitFor(what string, ok func() bool) {
+	ih.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			ih.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// testUpgradeRollback: an update hook that upgrades the release and then
+// fails. Its log is shown, the cluster stays updating, and `gravity plan
+// rollback` returns the release to its revision from before (the app has
+// no rollback hook) and the cluster to 0.0.2.
+func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
+	before, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ih.mustFail("phase /app/cluster-image failed", filepath.Join(v3, "upgrade"))
+	t.Logf("./upgrade of the failing version:\n%s", out)
+	for _, want := range []string{"update: the new version does not start", "gravity plan rollback"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("./upgrade output lacks %q", want)
+		}
+	}
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "Cluster status:\t\tupdating") {
+		t.Errorf("gravity status after the failed upgrade:\n%s", st)
+	}
+	if ls := ih.mustRun("helm", "ls"); !strings.Contains(ls, "alpine-0.0.3") {
+		t.Errorf("the failing hook did not upgrade the release first:\n%s", ls)
+	}
+	ih.mustFail("upgrade operation", filepath.Join(v3, "gravity"), "upgrade")
+
+	rb := ih.mustRun("gravity", "plan", "rollback")
+	t.Logf("rollback:\n%s", rb)
+	for _, want := range []string{"rolling back release example", "to revision 4", "has been rolled back: the cluster runs cluster-image 0.0.2"} {
+		if !strings.Contains(rb, want) {
+			t.Errorf("rollback output lacks %q", want)
+		}
+	}
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.2") || !strings.Contains(st, "Cluster status:\t\tactive") {
+		t.Errorf("gravity status after the rollback:\n%s", st)
+	}
+	ls := ih.mustRun("helm", "ls")
+	if !regexp.MustCompile(`(?m)^example\t6 +\t.*\tDEPLOYED\talpine-0.0.2\t`).MatchString(ls) {
+		t.Errorf("helm ls after the rollback:\n%s", ls)
+	}
+	ih.waitFor("the pod back on alpine:3.4", func() bool {
+		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
+		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.4 true")
+	})
+	if after, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity")); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("/usr/local/bin/gravity changed by an upgrade rolled back before its binaries phase (%v)", err)
+	}
+}
+
+// clusterPhase finds phase id in the cluster's newest operation, as
+// `gravity plan` on the node shows it.
+func (ih *installHost) clusterPhase(id string) (*plan.Phase, error) {
+	out, err := ih.run("gravity", "plan", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return nil, err
+	}
+	return p.Find(id)
+}
