@@ -6,6 +6,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"github.com/Masterminds/semver/v3"
 	"io"
 	"log/slog"
 	"os"
@@ -43,6 +44,9 @@ type Options struct {
 	Log          *slog.Logger
 	Progress     func(vendor.Event)      // byte progress of pulls, shown only on a terminal
 	SaveProgress func(done, total int64) // byte progress of writing the cluster image
+	// From is an earlier cluster image of the same application: the build
+	// writes a delta (upgrade) image without the blobs it has.
+	From string
 }
 
 // Result describes the cluster image a build wrote.
@@ -80,6 +84,7 @@ type buildState struct {
 	rewrites map[string][]byte // app-relative path → rewritten file content
 	appEntry store.Entry
 	gravity  string // path of the gravity binary to embed
+	delta    *clusterimage.DeltaSpec
 	cleanup  []func()
 	mu       sync.Mutex // serialises output lines printed from vendoring goroutines
 }
@@ -171,10 +176,35 @@ func newState(opts Options) (*buildState, error) {
 			return nil, fmt.Errorf("%s already exists (use --overwrite to replace it)", output)
 		}
 	}
+	delta, err := deltaBase(opts.From, app.Manifest.Metadata.Name, app.Manifest.Metadata.ResourceVersion)
+	if err != nil {
+		return nil, err
+	}
 	return &buildState{
-		opts: opts, app: app, store: st, platform: *platform, output: output,
+		opts: opts, app: app, store: st, platform: *platform, output: output, delta: delta,
 		bases: &baseimage.Finder{Store: st, Dirs: opts.BaseImageDir, StateDir: opts.StateDir},
 	}, nil
+}
+
+// deltaBase reads the blobs of the image a delta is built against, which
+// must be an earlier version of the same application.
+func deltaBase(path, name, version string) (*clusterimage.DeltaSpec, error) {
+	if path == "" {
+		return nil, nil
+	}
+	meta, have, err := clusterimage.Blobs(path)
+	if err != nil {
+		return nil, fmt.Errorf("--from: %w", err)
+	}
+	if meta.Name != name {
+		return nil, fmt.Errorf("--from %s is an image of %s, not %s", path, meta.Name, name)
+	}
+	from, ferr := semver.StrictNewVersion(meta.Version)
+	to, terr := semver.StrictNewVersion(version)
+	if ferr != nil || terr != nil || !from.LessThan(to) {
+		return nil, fmt.Errorf("--from %s is version %s: a delta upgrades from an earlier version than %s", path, meta.Version, version)
+	}
+	return &clusterimage.DeltaSpec{From: meta.Name + ":" + meta.Version, Have: have}, nil
 }
 
 func (st *buildState) close() {

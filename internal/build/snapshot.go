@@ -50,6 +50,21 @@ func save(ctx context.Context, st *buildState) error {
 		GravityBinary: st.gravity,
 		Entries:       st.entries,
 		Source:        st.store,
+		Delta:         st.delta,
 	}
-	return clusterimage.Write(ctx, st.output, spec, clusterimage.WriteOptions{Overwrite: st.opts.Overwrite, Progress: st.opts.SaveProgress})
+	if err := clusterimage.Write(ctx, st.output, spec, clusterimage.WriteOptions{Overwrite: st.opts.Overwrite, Progress: st.opts.SaveProgress}); err != nil {
+		return err
+	}
+	if st.delta != nil {
+		img, err := clusterimage.Open(st.output)
+		if err != nil {
+			return err
+		}
+		var n int64
+		for _, b := range img.Meta.Omitted() {
+			n += b.Size
+		}
+		st.printf("delta against %s: %d blobs (%.1f MB) left out, the cluster has them", st.delta.From, len(img.Meta.Omitted()), float64(n)/1e6)
+	}
+	return nil
 }

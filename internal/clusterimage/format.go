@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // FormatVersion is the version of the layout this package writes and the
@@ -90,6 +92,43 @@ type Meta struct {
 	Files    []File `json:"files"`
 	Packages []Item `json:"packages"`
 	Images   []Item `json:"images"`
+	// Delta, when set, makes this an upgrade image that leaves out the
+	// blobs of an earlier image: the cluster it upgrades has them.
+	Delta *Delta `json:"delta,omitempty"`
+}
+
+// Delta is what an upgrade image leaves out: blobs (layers and configs,
+// never manifests, which readers walk) the image it was built from has.
+type Delta struct {
+	From  string `json:"from"` // "cluster-image:0.0.1"
+	Blobs []Blob `json:"blobs"`
+}
+
+// Blob is one left-out blob.
+type Blob struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// omitted are the left-out blobs by digest, with their sizes.
+func (m *Meta) omitted() map[v1.Hash]int64 {
+	out := map[v1.Hash]int64{}
+	if m.Delta != nil {
+		for _, b := range m.Delta.Blobs {
+			if h, err := v1.NewHash(b.Digest); err == nil {
+				out[h] = b.Size
+			}
+		}
+	}
+	return out
+}
+
+// Omitted lists the blobs a delta image leaves out (none for a full one).
+func (m *Meta) Omitted() []Blob {
+	if m.Delta == nil {
+		return nil
+	}
+	return m.Delta.Blobs
 }
 
 // File is a top-level regular file of the image.

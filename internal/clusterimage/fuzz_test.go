@@ -25,6 +25,20 @@ func smallImage(f *testing.F) string {
 	return fx.write(f)
 }
 
+// smallDelta is a delta of the small image's next version against it.
+func smallDelta(f *testing.F, full string) []byte {
+	_, have, err := Blobs(full)
+	must(f, err)
+	fx := newFixture(f, 16)
+	spec := fx.spec()
+	spec.Version, spec.Delta = "0.0.2", &DeltaSpec{From: "cluster-image:0.0.1", Have: have}
+	path := filepath.Join(f.TempDir(), "delta.tar")
+	must(f, Write(context.Background(), path, spec, WriteOptions{}))
+	b, err := os.ReadFile(path)
+	must(f, err)
+	return b
+}
+
 // fuzzSeeds returns a small valid image and variants of it.
 func fuzzSeeds(f *testing.F) [][]byte {
 	path := smallImage(f)
@@ -40,6 +54,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	}
 	return [][]byte{
 		valid,
+		smallDelta(f, path),
 		valid[:len(valid)/2],
 		valid[:len(valid)-1],
 		append(slices.Clone(valid), 'x'),
@@ -124,6 +139,13 @@ func FuzzOpen(f *testing.F) {
 		}
 		if err := img.Meta.validate(); err != nil {
 			t.Fatalf("opened an invalid manifest: %v", err)
+		}
+		if _, blobs, err := Blobs(path); err == nil {
+			for h, n := range blobs {
+				if n < 0 || !validDigest(h.String()) {
+					t.Fatalf("Blobs listed %s of %d bytes", h, n)
+				}
+			}
 		}
 	})
 }

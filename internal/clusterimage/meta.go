@@ -177,6 +177,18 @@ func (m *Meta) validate() error {
 			return fmt.Errorf("file %s: invalid size %d or digest %q", f.Name, f.Size, f.Digest)
 		}
 	}
+	if d := m.Delta; d != nil {
+		if d.From == "" {
+			return errors.New("delta: from is empty")
+		}
+		seen := map[string]bool{}
+		for _, b := range d.Blobs {
+			if !validDigest(b.Digest) || b.Size < 0 || seen[b.Digest] {
+				return fmt.Errorf("delta: invalid or repeated blob %q (size %d)", b.Digest, b.Size)
+			}
+			seen[b.Digest] = true
+		}
+	}
 	refs := map[string]bool{}
 	for _, list := range []struct {
 		kind  string

@@ -392,9 +392,12 @@ func (s *scanner) resolve() error {
 }
 
 func (s *scanner) checkPresent(root *blobSet, it Item) error {
+	omitted := s.meta.omitted()
 	for h, n := range root.size {
 		got, ok := s.blobs[h]
 		switch {
+		case !ok && omitted[h] == n && hasKey(omitted, h):
+			// left out of a delta image: the cluster has it
 		case !ok:
 			return fmt.Errorf("%s %s: blob %s is missing", it.Kind, it.Ref, h)
 		case got != n:
@@ -405,4 +408,9 @@ func (s *scanner) checkPresent(root *blobSet, it Item) error {
 		return fmt.Errorf("%s %s: blobs add up to %d bytes, %s says %d", it.Kind, it.Ref, root.total(), ManifestFile, it.Size)
 	}
 	return nil
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }

@@ -66,7 +66,13 @@ func verifyLayoutDir(ctx context.Context, dir string, meta *Meta) error {
 			return err
 		}
 	}
+	omitted := meta.omitted()
 	for _, h := range all.sorted() {
+		if n, ok := omitted[h]; ok && n == all.size[h] {
+			if _, err := os.Stat(blobPath(h)); os.IsNotExist(err) {
+				continue // left out of a delta image
+			}
+		}
 		if err := checkFileDigest(ctx, blobPath(h), all.size[h], h.String()); err != nil {
 			return err
 		}

@@ -35,6 +35,15 @@ type Spec struct {
 	GravityBinary string // path of the gravity executable to embed
 	Entries       []Entry
 	Source        BlobSource
+	// Delta, when set, writes an upgrade image without the blobs its base
+	// image has.
+	Delta *DeltaSpec
+}
+
+// DeltaSpec names the image a delta is built against and its blobs.
+type DeltaSpec struct {
+	From string            // "cluster-image:0.0.1"
+	Have map[v1.Hash]int64 // its blobs, with their sizes
 }
 
 // Entry is one root to embed: a package or a container image.
@@ -227,6 +236,9 @@ func newPlan(ctx context.Context, spec Spec, mtime time.Time) (*plan, error) {
 		}
 		index.Manifests = append(index.Manifests, desc)
 	}
+	if spec.Delta != nil {
+		meta.Delta = p.omit(*spec.Delta)
+	}
 	if p.files, err = topFiles(spec); err != nil {
 		return nil, err
 	}
@@ -274,6 +286,22 @@ func (p *plan) encode(meta *Meta, index *v1.IndexManifest, mtime time.Time) erro
 		meta.ArchiveSize = n
 	}
 	return fmt.Errorf("encoding %s: its archiveSize does not settle", ManifestFile)
+}
+
+// omit leaves out the blobs the delta's base image has: layers only, as
+// every reader walks manifests and configs.
+func (p *plan) omit(d DeltaSpec) *Delta {
+	out := &Delta{From: d.From, Blobs: []Blob{}}
+	for _, h := range p.blobs.sorted() {
+		if _, doc := p.blobs.docs[h]; doc {
+			continue
+		}
+		if n, ok := d.Have[h]; ok && n == p.blobs.size[h] {
+			out.Blobs = append(out.Blobs, Blob{Digest: h.String(), Size: n})
+			delete(p.blobs.size, h)
+		}
+	}
+	return out
 }
 
 // sortedEntries orders entries canonically (packages, then images, each by

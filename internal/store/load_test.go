@@ -419,3 +419,43 @@ func TestLoadMissingPath(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A delta layout leaves out a layer: loaded into a store that has it, it
+// imports; into one that lacks it, nothing is written and the error lists
+// what is missing. A full layout loads through LoadDelta as through Load.
+func TestLoadDelta(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := randomImage(t, 100, 1)
+	layer := mustLayerDigest(t, img)
+	full := filepath.Join(dir, "full")
+	writeLayout(t, full, map[string]any{"registry.local:5000/alpine:3.3": img})
+	have := newStore(t)
+	if _, err := have.LoadDelta(ctx, full); err != nil {
+		t.Fatalf("LoadDelta of a full layout: %v", err)
+	}
+
+	delta := filepath.Join(dir, "delta")
+	writeLayout(t, delta, map[string]any{"registry.local:5000/alpine:3.4": img})
+	if err := os.Remove(filepath.Join(delta, "blobs", layer.Algorithm, layer.Hex)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := have.Load(ctx, delta); err == nil {
+		t.Error("Load accepted a layout with a blob missing")
+	}
+	es, err := have.LoadDelta(ctx, delta)
+	if err != nil || refsOf(es) != "registry.local:5000/alpine:3.4" {
+		t.Fatalf("LoadDelta into a store with the layer: %v, %v", refsOf(es), err)
+	}
+	if _, _, err := have.Image("registry.local:5000/alpine:3.4", v1.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
+		t.Errorf("the delta's image is not whole in the store: %v", err)
+	}
+
+	lacks := newStore(t)
+	_, err = lacks.LoadDelta(ctx, delta)
+	var missing *MissingBlobsError
+	if !errors.As(err, &missing) || len(missing.Blobs) != 1 || missing.Blobs[0].Digest != layer || !strings.Contains(err.Error(), layer.String()) {
+		t.Fatalf("LoadDelta into a store without the layer: %v", err)
+	}
+	assertStoreEmpty(t, lacks)
+}

@@ -53,6 +53,7 @@ from the registry mirrors given and the image's own registry.`,
 	f.StringVar(&o.Platform, "platform", "linux/amd64", "platform of the images to vendor (os/arch[/variant])")
 	f.IntVar(&o.Parallel, "parallel", runtime.NumCPU()*2, "number of images to pull at once")
 	f.StringVar(&o.BaseImage, "with-base-image", "", "base image to use (name:version), overriding the manifest")
+	f.StringVar(&o.From, "from", "", "an earlier cluster image of the app: write a delta upgrade image without what it has")
 	f.StringArrayVar(&dirs, "base-image-dir", nil, "directory holding base image files (default: base-images beside tele; $TELE_BASE_IMAGE_DIR)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing but errors")
 	_ = cmd.MarkFlagFilename("values", "yaml", "yml")

@@ -46,6 +46,13 @@ the whole file and checks every entry against its digest.`,
 
 func printInspect(w io.Writer, m clusterimage.Meta, verified bool) error {
 	fmt.Fprintf(w, "Name:\t\t%s\nVersion:\t%s\nBase image:\t%s\nCreated by:\t%s\n", m.Name, m.Version, m.BaseImage, m.CreatedBy)
+	if d := m.Delta; d != nil {
+		var n int64
+		for _, b := range d.Blobs {
+			n += b.Size
+		}
+		fmt.Fprintf(w, "Delta:\t\tagainst %s: %d blobs (%s) left out, which the cluster must have\n", d.From, len(d.Blobs), humanBytes(n))
+	}
 	if verified {
 		fmt.Fprintln(w, "Verified:\tevery blob matches its digest")
 	}
