@@ -122,7 +122,7 @@ bench: deps all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
 	$(GO) test -run='^$$' -bench=BenchmarkWrite -benchtime=3x ./internal/clusterimage
-	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench='BenchmarkRuntime|BenchmarkInstall|BenchmarkJoin' -benchtime=1x -v ./test/e2e; \
+	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench='BenchmarkRuntime|BenchmarkInstall|BenchmarkJoin|BenchmarkUpgrade' -benchtime=1x -v ./test/e2e; \
 	else echo "bench: the runtime figures need root (test hosts)"; fi
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cis; fi
 

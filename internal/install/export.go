@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,29 +32,12 @@ func (s exportStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	entries, err := st.Entries()
-	if err != nil {
-		return err
-	}
-	reg, err := newRegistryClient(s.rn, pki.RegistryPusher)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Kind != store.KindImage {
-			continue
-		}
-		if err := reg.pushIndexOrImage(ctx, st, e); err != nil {
-			return err
-		}
-		fmt.Fprintf(s.out, "pushed %s\n", e.Ref)
-	}
-	return nil
+	return pushImages(ctx, s.rn, st, func(e store.Entry) bool { return true }, s.out)
 }
 
-// PushImages pushes the images refs of store st into master n's
-// registry with this node's pusher certificate (only masters hold it).
-func PushImages(ctx context.Context, n config.Node, st *store.Store, refs []string) error {
+// pushImages pushes the images of store st that want picks into master
+// n's registry with this node's pusher certificate (only masters hold it).
+func pushImages(ctx context.Context, n config.Node, st *store.Store, want func(store.Entry) bool, out io.Writer) error {
 	reg, err := newRegistryClient(n, pki.RegistryPusher)
 	if err != nil {
 		return err
@@ -63,13 +47,21 @@ func PushImages(ctx context.Context, n config.Node, st *store.Store, refs []stri
 		return err
 	}
 	for _, e := range entries {
-		if e.Kind == store.KindImage && slices.Contains(refs, e.Ref) {
-			if err := reg.pushIndexOrImage(ctx, st, e); err != nil {
-				return err
-			}
+		if e.Kind != store.KindImage || !want(e) {
+			continue
 		}
+		if err := reg.pushIndexOrImage(ctx, st, e); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "pushed %s\n", e.Ref)
 	}
 	return nil
+}
+
+// PushImages pushes the images refs of store st into master n's
+// registry, as install's export does.
+func PushImages(ctx context.Context, n config.Node, st *store.Store, refs []string, out io.Writer) error {
+	return pushImages(ctx, n, st, func(e store.Entry) bool { return slices.Contains(refs, e.Ref) }, out)
 }
 
 // RegistryHealthy checks that master n's registry answers over mTLS.

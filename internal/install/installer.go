@@ -195,6 +195,10 @@ func prepare(ctx context.Context, o Options) (Config, *manifest.App, error) {
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("cluster image refused: %w", err)
 	}
+	if meta.Delta != nil {
+		return Config{}, nil, fmt.Errorf("cluster image refused: %s %s is a delta upgrade image built against %s: it upgrades a cluster that runs that version (./upgrade), it cannot install one",
+			meta.Name, meta.Version, meta.Delta.From)
+	}
 	app, err := loadImageApp(ctx, o.ImageDir, appLocator(meta))
 	if err != nil {
 		return Config{}, nil, err

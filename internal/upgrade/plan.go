@@ -82,7 +82,7 @@ func Plan(s Spec) *plan.Plan {
 		last = "/app"
 	}
 	phases = append(phases, leaf(typeBinaries, "/gravity/"+s.Node,
-		fmt.Sprintf("Install gravity %s (and kubectl, helm links) on node %s", s.To, s.Node), s.Node, last))
+		fmt.Sprintf("Install the gravity binary of %s %s on node %s", s.App, s.To, s.Node), s.Node, last))
 	data := map[string]string{dataApp: s.App, dataFrom: s.From, dataTo: s.To, dataFromPackage: s.FromPackage, dataToPackage: s.ToPackage}
 	if s.Force {
 		data[dataForce] = "true"

@@ -135,6 +135,21 @@ func connect(stateDir string) (local, error) {
 	return local{node: n, clients: c}, nil
 }
 
+// lease is this process's hold on the cluster's operations lease.
+func (l local) lease(log *slog.Logger) cluster.Lease {
+	return cluster.Lease{Clients: l.clients, Holder: fmt.Sprintf("%s/upgrade-%d", l.node.Name, os.Getpid()), Log: log}
+}
+
+// unfinished refuses a new upgrade (or a rollback of the last) while this
+// node drives one that has not ended.
+func unfinished(stateDir string) error {
+	if !Pending(stateDir) {
+		return nil
+	}
+	r, _ := loadRecord(stateDir)
+	return fmt.Errorf("upgrade operation %s is unfinished: see `gravity plan`, then `gravity plan resume` or `gravity plan rollback`", r.OperationID)
+}
+
 // checkVersions refuses an image of another application, the same version
 // or an older one.
 func checkVersions(info cluster.Info, meta *clusterimage.Meta) error {
@@ -167,17 +182,15 @@ func Start(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if Pending(o.StateDir) {
-		r, _ := loadRecord(o.StateDir)
-		return fmt.Errorf("upgrade operation %s is unfinished: see `gravity plan`, then `gravity plan resume` or `gravity plan rollback`", r.OperationID)
+	if err := unfinished(o.StateDir); err != nil {
+		return err
 	}
 	l, err := connect(o.StateDir)
 	if err != nil {
 		return err
 	}
 	var p *plan.Plan
-	lease := cluster.Lease{Clients: l.clients, Holder: fmt.Sprintf("%s/upgrade-%d", l.node.Name, os.Getpid()), Log: o.Log}
-	err = lease.With(ctx, func() error {
+	err = l.lease(o.Log).With(ctx, func() error {
 		var err error
 		p, err = admit(ctx, o, l, img)
 		return err
@@ -438,17 +451,15 @@ func follow(ctx context.Context, o Options, c cluster.Clients, id string) error 
 // the store. It runs on the master that drove that upgrade, which kept
 // what it replaced.
 func RollbackLast(ctx context.Context, o Options) error {
-	if Pending(o.StateDir) {
-		r, _ := loadRecord(o.StateDir)
-		return fmt.Errorf("upgrade operation %s is unfinished: use `gravity plan rollback` for it", r.OperationID)
+	if err := unfinished(o.StateDir); err != nil {
+		return err
 	}
 	l, err := connect(o.StateDir)
 	if err != nil {
 		return err
 	}
-	lease := cluster.Lease{Clients: l.clients, Holder: fmt.Sprintf("%s/upgrade-%d", l.node.Name, os.Getpid()), Log: o.Log}
 	var last *plan.Plan
-	err = lease.With(ctx, func() error {
+	err = l.lease(o.Log).With(ctx, func() error {
 		info, err := cluster.LoadInfo(ctx, l.clients)
 		if err != nil {
 			return err

@@ -2,7 +2,9 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +45,15 @@ func Upload(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	entries, err := st.Load(ctx, filepath.Join(img.dir, "packages"))
+	load := st.Load
+	if img.meta.Delta != nil {
+		load = st.LoadDelta
+	}
+	entries, err := load(ctx, filepath.Join(img.dir, "packages"))
+	var missing *store.MissingBlobsError
+	if errors.As(err, &missing) {
+		return fmt.Errorf("this image is a delta against %s and the cluster lacks what it leaves out (nothing was imported): %w", img.meta.Delta.From, missing)
+	}
 	if err != nil {
 		return fmt.Errorf("importing the image's packages: %w", err)
 	}
@@ -57,7 +67,7 @@ func Upload(ctx context.Context, o Options) error {
 		o.say("Synchronizing application with Docker registry %s:5000", m)
 		n := l.node
 		n.IP = m
-		if err := install.PushImages(ctx, n, st, images); err != nil {
+		if err := install.PushImages(ctx, n, st, images, io.Discard); err != nil {
 			return fmt.Errorf("registry of master %s: %w", m, err)
 		}
 	}

@@ -178,3 +178,53 @@ func BenchmarkJoin(b *testing.B) {
 		cancel()
 	}
 }
+
+// BenchmarkUpgrade installs the walkthrough's v1 on one host, then
+// upgrades it to v2 as the walkthrough does and reports: ./upload's time
+// and throughput into the registry, `gravity upgrade` to operation
+// completed (and each phase), the rollback of the completed upgrade, and
+// the same upgrade again from a delta image, with the two images' sizes.
+// Run by `make bench`.
+func BenchmarkUpgrade(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ih := newInstallHost(b, ctx, "gbupg", "10.242.0.0/24")
+		v1tar := ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1")
+		v2tar := ih.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2")
+		deltaTar := ih.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2-delta", "--from", v1tar)
+		v1 := ih.unpack("v1", v1tar)
+		v2 := ih.unpack("v2", v2tar)
+		delta := ih.unpack("v2-delta", deltaTar)
+		size := func(p string) float64 {
+			fi, err := os.Stat(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(fi.Size()) / 1e6
+		}
+		b.ReportMetric(size(v2tar), "MB-v2-image")
+		b.ReportMetric(size(deltaTar), "MB-v2-delta-image")
+		ih.mustRun(filepath.Join(v1, "gravity"), "install", "--cloud-provider=generic")
+
+		start := time.Now()
+		ih.mustRun(filepath.Join(v2, "upload"))
+		upload := time.Since(start)
+		b.ReportMetric(upload.Seconds(), "s-upload")
+		b.ReportMetric(size(v2tar)/upload.Seconds(), "MB/s-upload")
+		start = time.Now()
+		ih.mustRun(filepath.Join(v2, "gravity"), "upgrade")
+		b.ReportMetric(time.Since(start).Seconds(), "s-upgrade-to-completed")
+		p := ih.clusterPlan()
+		for _, ph := range p.Leaves() {
+			b.Logf("%-24s %6.2f s", ph.ID, ph.Finished.Sub(ph.Started).Seconds())
+		}
+		start = time.Now()
+		ih.mustRun("gravity", "upgrade", "--rollback-last")
+		b.ReportMetric(time.Since(start).Seconds(), "s-rollback-last")
+		start = time.Now()
+		ih.mustRun(filepath.Join(delta, "upgrade"))
+		b.ReportMetric(time.Since(start).Seconds(), "s-upgrade-from-delta")
+		ih.mustRun("gravity", "leave", "--force")
+		cancel()
+	}
+}

@@ -62,14 +62,16 @@ func TestInstall(t *testing.T) {
 	defer cancel()
 	ih := newInstallHost(t, ctx, "gin", "10.235.0.0/24")
 	v1 := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
-	v2 := ih.unpack("v2", ih.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2"))
-	v3 := ih.unpack("failupdate", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failupdate"), "failupdate"))
+	v2tar := ih.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2")
+	v2 := ih.unpack("v2", v2tar)
+	// A delta: without what v2 has (alpine:3.4's layers among them).
+	v3 := ih.unpack("failupdate", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failupdate"), "failupdate", "--from", v2tar))
 	failing := ih.unpack("failhook", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failhook"), "failhook"))
 
 	t.Run("refused", func(t *testing.T) { testRefused(t, ih, v1) })
 	t.Run("kill-resume", func(t *testing.T) { testKillResume(t, ih, v1) })
 	t.Run("installed", func(t *testing.T) { testInstalled(t, ih, v1) })
-	t.Run("upgrade", func(t *testing.T) { testUpgrade(t, ih, v2) })
+	t.Run("upgrade", func(t *testing.T) { testUpgrade(t, ih, v2, v3) })
 	t.Run("upgrade-rollback", func(t *testing.T) { testUpgradeRollback(t, ih, v3) })
 	t.Run("join", func(t *testing.T) { testJoinWorker(t, ih) })
 	t.Run("leave", func(t *testing.T) {
@@ -130,7 +132,7 @@ func (ih *installHost) removeCgroups() {
 
 // buildImage runs tele build on appDir with its own state dir holding the
 // example images (make example-images).
-func (ih *installHost) buildImage(appDir, name string) string {
+func (ih *installHost) buildImage(appDir, name string, args ...string) string {
 	t := ih.t
 	tele := filepath.Join(repo, "build/tele")
 	state := filepath.Join(ih.work, "state")
@@ -142,7 +144,7 @@ func (ih *installHost) buildImage(appDir, name string) string {
 		t.Fatalf("tele image load: %v\n%s", err, out)
 	}
 	out := filepath.Join(ih.work, name+".tar")
-	cmd := exec.Command(tele, "--state-dir", state, "build", filepath.Join(appDir, "app.yaml"), "-o", out)
+	cmd := exec.Command(tele, append([]string{"--state-dir", state, "build", filepath.Join(appDir, "app.yaml"), "-o", out}, args...)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tele build %s: %v\n%s", appDir, err, b)
 	}

@@ -20,8 +20,15 @@ import (
 // node: refusals first (nothing changes), then ./upgrade from v2, checked
 // with gravity status, helm ls, the pod's image and the binary that nodes
 // joining later copy.
-func testUpgrade(t *testing.T, ih *installHost, v2 string) {
+func testUpgrade(t *testing.T, ih *installHost, v2, v3delta string) {
 	ip := ih.h.IP.String()
+	// A delta against v2, which the cluster does not have yet: refused,
+	// listing what it lacks, and nothing imported.
+	out := ih.mustFail("the cluster lacks what it leaves out", filepath.Join(v3delta, "upgrade"))
+	if !strings.Contains(out, "delta against cluster-image:0.0.2") || !strings.Contains(out, "sha256:") {
+		t.Errorf("the refused delta does not name its base and the missing blobs:\n%s", out)
+	}
+
 	// Not uploaded yet: refused before anything is recorded.
 	ih.mustFail("was it uploaded? run ./upload", filepath.Join(v2, "gravity"), "upgrade")
 	if plan := ih.mustRun("gravity", "plan"); strings.Contains(plan, "(update)") {
@@ -34,7 +41,7 @@ func testUpgrade(t *testing.T, ih *installHost, v2 string) {
 	}
 	// By hand first: upload, plan only, one phase, then a resume killed
 	// (-9) while the update hook runs, resumed again.
-	out := ih.mustRun(filepath.Join(v2, "upload"))
+	out = ih.mustRun(filepath.Join(v2, "upload"))
 	for _, want := range []string{"Importing application cluster-image v0.0.2",
 		"Synchronizing application with Docker registry " + ip + ":5000", "Application has been uploaded"} {
 		if !strings.Contains(out, want) {
@@ -52,7 +59,7 @@ func testUpgrade(t *testing.T, ih *installHost, v2 string) {
 	if out := ih.mustRun("gravity", "plan", "resume"); !strings.Contains(out, "has completed: the cluster runs cluster-image 0.0.2") {
 		t.Errorf("resume after kill -9:\n%s", out)
 	}
-	checkUpgraded(t, ih, v2, 2)
+	checkUpgraded(t, ih, v2, 2, false)
 
 	// A completed upgrade rolled back, then the walkthrough's ./upgrade.
 	out = ih.mustRun("gravity", "upgrade", "--rollback-last")
@@ -63,10 +70,7 @@ func testUpgrade(t *testing.T, ih *installHost, v2 string) {
 	if ls := ih.mustRun("helm", "ls"); !regexp.MustCompile(`(?m)^example\t3 +\t.*\tDEPLOYED\talpine-0.0.1\t`).MatchString(ls) {
 		t.Errorf("helm ls after --rollback-last:\n%s", ls)
 	}
-	ih.waitFor("the pod back on alpine:3.3", func() bool {
-		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
-		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.3 true")
-	})
+	ih.waitImage("registry.local:5000/alpine:3.3", false)
 	if after, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity")); err != nil || !bytes.Equal(before, after) {
 		t.Errorf("--rollback-last did not put the old gravity back (%v)", err)
 	}
@@ -81,7 +85,7 @@ func testUpgrade(t *testing.T, ih *installHost, v2 string) {
 			t.Errorf("./upgrade output lacks %q", want)
 		}
 	}
-	checkUpgraded(t, ih, v2, 4)
+	checkUpgraded(t, ih, v2, 4, true)
 	ih.mustFail("the cluster already runs cluster-image 0.0.2", filepath.Join(v2, "upgrade"))
 
 	// Helm 2's command line still works on the upgraded release.
@@ -93,7 +97,11 @@ func testUpgrade(t *testing.T, ih *installHost, v2 string) {
 }
 
 // checkUpgraded: the cluster runs v2 as the walkthrough shows it.
-func checkUpgraded(t *testing.T, ih *installHost, v2 string, revision int) {
+//
+// The pod's container is replaced in place when its image changes, which
+// takes its 30 s grace period (the chart's sleep ignores SIGTERM): running
+// says whether to wait for the new image to run, or only check the spec.
+func checkUpgraded(t *testing.T, ih *installHost, v2 string, revision int, running bool) {
 	t.Helper()
 	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.2") || !strings.Contains(st, "Cluster status:\t\tactive") {
 		t.Errorf("gravity status after the upgrade:\n%s", st)
@@ -112,10 +120,7 @@ func checkUpgraded(t *testing.T, ih *installHost, v2 string, revision int) {
 	if !regexp.MustCompile(fmt.Sprintf(`(?m)^example\t%d +\t.*\tDEPLOYED\talpine-0.0.2\t`, revision)).MatchString(ls) {
 		t.Errorf("helm ls after the upgrade:\n%s", ls)
 	}
-	ih.waitFor("the pod on alpine:3.4", func() bool {
-		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
-		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.4 true")
-	})
+	ih.waitImage("registry.local:5000/alpine:3.4", running)
 	// Nodes that join later copy this node's gravity: the new one.
 	got, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
 	if err != nil {
@@ -128,6 +133,20 @@ func checkUpgraded(t *testing.T, ih *installHost, v2 string, revision int) {
 	if !bytes.Equal(got, want) {
 		t.Error("/usr/local/bin/gravity is not the new image's")
 	}
+}
+
+// waitImage waits for the alpine pod to have image: in its spec, or, when
+// running, in its ready container.
+func (ih *installHost) waitImage(image string, running bool) {
+	ih.t.Helper()
+	path, want := "{.spec.containers[0].image}", image
+	if running {
+		path, want = "{.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}", image+" true"
+	}
+	ih.waitFor("the pod on "+image, func() bool {
+		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath="+path)
+		return err == nil && out == want
+	})
 }
 
 // waitFor polls ok for up to two minutes.
@@ -143,7 +162,7 @@ func (ih *installHost) waitFor(what string, ok func() bool) {
 }
 
 // testUpgradeRollback: an update hook that upgrades the release and then
-// fails. Its log is shown, the cluster stays updating, and `gravity plan
+// fails (a delta image against v2, which the cluster now has). Its log is shown, the cluster stays updating, and `gravity plan
 // rollback` returns the release to its revision from before (the app has
 // no rollback hook) and the cluster to 0.0.2.
 func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
@@ -180,9 +199,11 @@ func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
 	if !regexp.MustCompile(`(?m)^example\t6 +\t.*\tDEPLOYED\talpine-0.0.2\t`).MatchString(ls) {
 		t.Errorf("helm ls after the rollback:\n%s", ls)
 	}
-	ih.waitFor("the pod back on alpine:3.4", func() bool {
-		out, err := ih.run("kubectl", "get", "pod", "alpine", "-o", "jsonpath={.status.containerStatuses[0].image} {.status.containerStatuses[0].ready}")
-		return err == nil && strings.HasPrefix(out, "registry.local:5000/alpine:3.4 true")
+	ih.waitImage("registry.local:5000/alpine:3.4", false)
+	// The pod the failed version added went with its release revision.
+	ih.waitFor("alpine-next deleted", func() bool {
+		out, err := ih.run("kubectl", "get", "pod", "alpine-next", "-o", "jsonpath={.metadata.deletionTimestamp}")
+		return err != nil || out != ""
 	})
 	if after, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity")); err != nil || !bytes.Equal(before, after) {
 		t.Errorf("/usr/local/bin/gravity changed by an upgrade rolled back before its binaries phase (%v)", err)
@@ -201,4 +222,13 @@ func (ih *installHost) clusterPhase(id string) (*plan.Phase, error) {
 		return nil, err
 	}
 	return p.Find(id)
+}
+
+// clusterPlan is the plan `gravity plan -o json` shows on the node.
+func (ih *installHost) clusterPlan() *plan.Plan {
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(ih.mustRun("gravity", "plan", "-o", "json")), &p); err != nil {
+		ih.t.Fatal(err)
+	}
+	return &p
 }
