@@ -48,8 +48,7 @@ func appConfig(stateDir string, n config.Node, info cluster.Info, pkg, version, 
 }
 
 // executors registers what runs each phase type of an upgrade.
-func executors(o Options, l local, rec record, p *plan.Plan) plan.Registry {
-	info := cluster.Info{Name: p.ClusterName, App: p.Data[dataApp], Provider: "generic"}
+func executors(o Options, l local, rec record, p *plan.Plan, info cluster.Info) plan.Registry {
 	to := appConfig(o.StateDir, l.node, info, p.Data[dataToPackage], p.Data[dataTo], p.OperationID)
 	reg := plan.Registry{}
 	reg.Register(typeChecks, func(*plan.Phase) (plan.Executor, error) {

@@ -246,9 +246,6 @@ func admit(ctx context.Context, o Options, l local, img target) (*plan.Plan, err
 				n.Name, n.Address, strings.Join(n.Problems, "; "))
 		}
 	}
-	if _, err := os.Stat(install.Config{StateDir: o.StateDir}.PackagesDir()); err != nil {
-		return nil, err
-	}
 	cfg := appConfig(o.StateDir, l.node, info, img.pkg, img.meta.Version, "")
 	var hooks []string
 	for _, h := range updateHooks {
@@ -320,7 +317,11 @@ func run(ctx context.Context, o Options, f func(*plan.Runner) (*plan.Plan, error
 	if err != nil {
 		return err
 	}
-	r := &plan.Runner{Store: store, Executors: executors(o, l, rec, p), Progress: func(e plan.Event) {
+	info, err := cluster.LoadInfo(ctx, l.clients)
+	if err != nil {
+		return err
+	}
+	r := &plan.Runner{Store: store, Executors: executors(o, l, rec, p, info), Progress: func(e plan.Event) {
 		switch e.State {
 		case plan.InProgress:
 			o.say("%s", e.Phase.Description)
@@ -394,13 +395,17 @@ func running(stateDir string) bool {
 	return false
 }
 
+// startGrace is how long the operation's process may take to take its
+// lock before follow counts it as gone.
+const startGrace = 3 * time.Second
+
 // follow prints the operation's progress from the cluster until it ends,
 // or until the process running it has gone without ending it.
 func follow(ctx context.Context, o Options, c cluster.Clients, id string) error {
 	store := cluster.OperationStore{Clients: c, ID: id}
 	seen := map[string]plan.State{}
 	start := time.Now()
-	for wait := 3 * time.Second; ; {
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -418,11 +423,13 @@ func follow(ctx context.Context, o Options, c cluster.Clients, id string) error 
 		}
 		switch p.State() {
 		case plan.Completed:
-			if Pending(o.StateDir) && running(o.StateDir) {
+			if !Pending(o.StateDir) {
+				o.say("Upgrade to %s completed in %s", p.Data[dataTo], time.Since(start).Round(time.Millisecond))
+				return nil
+			}
+			if running(o.StateDir) {
 				continue // finishing: the cluster's version is being recorded
 			}
-			o.say("Upgrade to %s completed in %s", p.Data[dataTo], time.Since(start).Round(time.Millisecond))
-			return nil
 		case plan.Failed:
 			if running(o.StateDir) {
 				continue
@@ -434,8 +441,7 @@ func follow(ctx context.Context, o Options, c cluster.Clients, id string) error 
 				}
 			}
 		}
-		// The process takes a moment to take its lock.
-		if time.Since(start) > wait && !running(o.StateDir) {
+		if time.Since(start) > startGrace && !running(o.StateDir) {
 			if !Pending(o.StateDir) {
 				return nil
 			}
