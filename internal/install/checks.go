@@ -49,7 +49,7 @@ func Requirements(m *manifest.Manifest, role, stateDir string) (preflight.Requir
 	} else if req, err = preflight.FromProfile(&m.NodeProfiles[i], stateDir); err != nil {
 		return req, fmt.Errorf("node profile %q: %w", role, err)
 	}
-	req.GravityBinDir = config.DefaultBinDir
+	req.GravityBinDir = config.RuntimeRoot
 	return req, nil
 }
 

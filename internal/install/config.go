@@ -92,6 +92,9 @@ func (c Config) RuntimeNode(nd Node) (config.Node, error) {
 	n := config.Node{IP: ip, Hostname: nd.Hostname, Roles: roles, ClusterName: c.ClusterName, MasterIPs: masters,
 		PodCIDR: c.PodCIDR, NodePodCIDR: nd.PodSubnet, ServiceCIDR: c.ServiceCIDR, DNSUpstreams: c.DNSUpstreams,
 		StateDir: c.StateDir, PauseImage: c.PauseImage}
+	if c.BaseVersion != "" {
+		n.BinDir = config.VersionBinDir(c.BaseVersion)
+	}
 	return n.WithDefaults()
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
+	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 )
 
@@ -34,6 +36,7 @@ func Leave(ctx context.Context, stateDir string, out io.Writer) error {
 	errs := []error{
 		node.Reset(ctx, rn, out),
 		pullStep{s}.Rollback(ctx),
+		removeRuntimeVersions(rn.BinDir),
 		bootstrapStep{s}.Rollback(ctx),
 		os.RemoveAll(stateDir),
 		os.RemoveAll(rn.LogDir),
@@ -44,6 +47,16 @@ func Leave(ctx context.Context, stateDir string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "this node has left the cluster: everything gravity installed on it is removed")
 	return nil
+}
+
+// removeRuntimeVersions removes every runtime version installed beside
+// binDir's (an upgrade keeps the previous one), and their directory.
+func removeRuntimeVersions(binDir string) error {
+	root := filepath.Dir(filepath.Dir(binDir))
+	if root != config.RuntimeRoot {
+		return nil // a custom layout: only its own version was removed
+	}
+	return os.RemoveAll(root)
 }
 
 func removeMissingOK(path string) error {

@@ -242,7 +242,9 @@ func (s pullStep) Rollback(context.Context) error {
 		}
 	}
 	errs = append(errs, os.RemoveAll(s.rn.BinDir))
-	_ = os.Remove(filepath.Dir(s.rn.BinDir)) // only if empty: /usr/lib/gravity
+	// Only if empty: the version's directory, then /usr/lib/gravity.
+	_ = os.Remove(filepath.Dir(s.rn.BinDir))
+	_ = os.Remove(filepath.Dir(filepath.Dir(s.rn.BinDir)))
 	return errors.Join(errs...)
 }
 

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // haCluster is the multi-node cluster the HA scenarios share: installed
@@ -138,7 +141,7 @@ func testRemove(t *testing.T, c *haCluster) {
 	if got := h2.mustRun("kubectl", "get", "nodes", "-o", "name"); strings.Contains(got, h3.h.IP.String()) || strings.Contains(got, h5.h.IP.String()) {
 		t.Errorf("removed nodes still listed:\n%s", got)
 	}
-	members := h2.mustRun("/usr/lib/gravity/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
+	members := h2.mustRun(etcdctl, "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
 		"--cert=/var/lib/gravity/secrets/apiserver-etcd-client.crt", "--key=/var/lib/gravity/secrets/apiserver-etcd-client.key",
 		"endpoint", "health", "--cluster")
 	if n := strings.Count(members, "is healthy"); n != 2 || strings.Contains(members, "unhealthy") {
@@ -200,7 +203,7 @@ func testMastersJoin(t *testing.T, c *haCluster) {
 		hosts, _ := c.run("cat", registryHosts)
 		return strings.Contains(hosts, h2.h.IP.String()+":5000") && strings.Contains(hosts, c.hosts["h3"].h.IP.String()+":5000")
 	})
-	members := h2.mustRun("/usr/lib/gravity/bin/etcdctl", "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
+	members := h2.mustRun(etcdctl, "--endpoints=https://127.0.0.1:2379", "--cacert=/var/lib/gravity/secrets/etcd/ca.crt",
 		"--cert=/var/lib/gravity/secrets/apiserver-etcd-client.crt", "--key=/var/lib/gravity/secrets/apiserver-etcd-client.key",
 		"endpoint", "health", "--cluster")
 	t.Logf("etcd:\n%s", members)
@@ -262,3 +265,6 @@ func testWorkersJoin(t *testing.T, c *haCluster) {
 		t.Errorf("kubectl get nodes:\n%s", out)
 	}
 }
+
+// etcdctl is the runtime's, in its version's directory.
+var etcdctl = config.VersionBinDir(version.Version) + "/etcdctl"

@@ -478,18 +478,18 @@ func checkSecretsEncrypted(t *testing.T, ih *installHost) {
 	const marker = "gravity-e2e-plaintext-marker"
 	ih.mustRun("kubectl", "create", "secret", "generic", "e2e-probe", "--from-literal=k="+marker)
 	pki := config.DefaultStateDir + "/secrets/"
-	etcdctl := func(key string) string {
-		return ih.mustRun(config.DefaultBinDir+"/etcdctl", "--endpoints=https://127.0.0.1:2379",
+	etcdGet := func(key string) string {
+		return ih.mustRun(etcdctl, "--endpoints=https://127.0.0.1:2379",
 			"--cacert="+pki+"etcd/ca.crt", "--cert="+pki+"apiserver-etcd-client.crt", "--key="+pki+"apiserver-etcd-client.key",
 			"get", "--print-value-only", key)
 	}
 	for _, key := range []string{"/registry/secrets/default/e2e-probe", "/registry/secrets/kube-system/gravity-join-token"} {
-		v := etcdctl(key)
+		v := etcdGet(key)
 		if !strings.HasPrefix(v, "k8s:enc:secretbox:v1:key1:") || strings.Contains(v, marker) {
 			t.Errorf("etcd holds %s as %.60q, want it encrypted with secretbox key1", key, v)
 		}
 	}
-	if v := etcdctl("/registry/namespaces/default"); strings.HasPrefix(v, "k8s:enc:") {
+	if v := etcdGet("/registry/namespaces/default"); strings.HasPrefix(v, "k8s:enc:") {
 		t.Errorf("a namespace is encrypted too: the check cannot tell")
 	}
 	const audit = config.DefaultLogDir + "/kube-apiserver-audit.log"

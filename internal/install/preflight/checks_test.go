@@ -364,9 +364,10 @@ func TestConflictingSoftware(t *testing.T) {
 	}{
 		{"nothing running", nil, Pass, "no conflicting"},
 		{"docker running", map[string]string{"/proc/300/comm": "dockerd\n", "/proc/300/exe": "->/usr/bin/dockerd"}, Fail, "dockerd (pid 300)"},
-		{"ours ignored", map[string]string{"/proc/77/comm": "kubelet\n", "/proc/77/exe": "->/usr/lib/gravity/bin/kubelet"}, Pass, "no conflicting"},
-		{"ours after upgrade ignored", map[string]string{"/proc/77/comm": "etcd\n", "/proc/77/exe": "->/usr/lib/gravity/bin/etcd (deleted)"}, Pass, "no conflicting"},
-		{"lookalike dir is not ours", map[string]string{"/proc/77/comm": "etcd\n", "/proc/77/exe": "->/usr/lib/gravity/binx/etcd"}, Fail, "etcd (pid 77)"},
+		{"ours ignored", map[string]string{"/proc/77/comm": "kubelet\n", "/proc/77/exe": "->/usr/lib/gravity/0.1.0/bin/kubelet"}, Pass, "no conflicting"},
+		{"ours after upgrade ignored", map[string]string{"/proc/77/comm": "etcd\n", "/proc/77/exe": "->/usr/lib/gravity/0.1.0/bin/etcd (deleted)"}, Pass, "no conflicting"},
+		{"another version of ours ignored", map[string]string{"/proc/77/comm": "etcd\n", "/proc/77/exe": "->/usr/lib/gravity/0.1.1/bin/etcd"}, Pass, "no conflicting"},
+		{"lookalike dir is not ours", map[string]string{"/proc/77/comm": "etcd\n", "/proc/77/exe": "->/usr/lib/gravityx/etcd"}, Fail, "etcd (pid 77)"},
 		{"unreadable exe is not ours", map[string]string{"/proc/9/comm": "k3s-server\n"}, Fail, "k3s-server (pid 9)"},
 		{"similar name is fine", map[string]string{"/proc/9/comm": "containerd-shim\n"}, Pass, "no conflicting"},
 	}

@@ -15,7 +15,7 @@ const (
 	MiB = 1 << 20
 
 	DefaultStateDir      = "/var/lib/gravity"
-	DefaultGravityBinDir = "/usr/lib/gravity/bin"
+	DefaultGravityBinDir = "/usr/lib/gravity"
 	DefaultMinDisk       = 10 * GiB
 	DefaultMinWriteRate  = 10 * MiB // "10MB/s" as the manifest reads it
 	DefaultMinCPU        = 2

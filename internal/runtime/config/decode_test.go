@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/opengravity/gravity/internal/version"
 	"net"
 	"strings"
 	"testing"
@@ -206,9 +207,9 @@ func TestContainerdConfigDecodes(t *testing.T) {
 		{"config_path", images.Registry.ConfigPath == "/var/lib/gravity/containerd/certs.d"},
 		{"restrict_oom_score_adj", rt.RestrictOOMScoreAdj},
 		{"runc type", runc.RuntimeType == "io.containerd.runc.v2"},
-		{"runc binary", runc.Options["BinaryName"] == "/usr/lib/gravity/bin/runc"},
+		{"runc binary", runc.Options["BinaryName"] == VersionBinDir(version.Version)+"/runc"},
 		{"cgroupfs", runc.Options["SystemdCgroup"] == false},
-		{"cni bin", len(rt.CNI.BinDirs) == 1 && rt.CNI.BinDirs[0] == "/usr/lib/gravity/bin"},
+		{"cni bin", len(rt.CNI.BinDirs) == 1 && rt.CNI.BinDirs[0] == VersionBinDir(version.Version)},
 		{"cni conf", rt.CNI.ConfDir == "/var/lib/gravity/cni/net.d"},
 		{"opt", bytes.Contains(data, []byte(`path = "/var/lib/gravity/containerd/opt"`))},
 		{"nri off", bytes.Contains(data, []byte("[plugins.\"io.containerd.nri.v1.nri\"]\ndisable = true"))},

@@ -28,6 +28,9 @@ const (
 	SnapshotterNative  = "native"
 )
 
+// VersionBinDir is where runtime version v's binaries live.
+func VersionBinDir(v string) string { return filepath.Join(RuntimeRoot, v, "bin") }
+
 // Defaults, as Gravity and kubeadm chose them.
 const (
 	DefaultPodCIDR       = "10.244.0.0/16"
@@ -36,7 +39,10 @@ const (
 	DefaultStateDir      = "/var/lib/gravity"
 	DefaultRunDir        = "/run/gravity"
 	DefaultLogDir        = "/var/log/gravity"
-	DefaultBinDir        = "/usr/lib/gravity/bin"
+	// RuntimeRoot holds the runtime's binaries, one directory per version
+	// (VersionBinDir): an upgrade installs the next beside the running one
+	// and switches a node's config to it, so switching back is a rollback.
+	RuntimeRoot = "/usr/lib/gravity"
 	// PauseImageName is the sandbox image the base image builds from our
 	// own pause program, tagged with the gravity version (baseimage.ImagePause).
 	PauseImageName = RegistryAddr + "/gravitational/pause"
@@ -121,7 +127,7 @@ func (n Node) defaults() Node {
 	set(&n.StateDir, DefaultStateDir)
 	set(&n.RunDir, DefaultRunDir)
 	set(&n.LogDir, DefaultLogDir)
-	set(&n.BinDir, DefaultBinDir)
+	set(&n.BinDir, VersionBinDir(version.Version))
 	set(&n.Snapshotter, SnapshotterOverlay)
 	set(&n.PauseImage, PauseImageName+":"+version.Version)
 	set(&n.CgroupRoot, "/gravity-"+sanitize(n.Name))
