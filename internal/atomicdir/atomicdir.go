@@ -24,6 +24,10 @@ func Fill(dir string, mode fs.FileMode, fill func(tmp string) error) (err error)
 	if parent == "" {
 		parent = "."
 	}
+	// The parent may be new too (the first version's directory on a fresh node).
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("creating the parent of %s: %w", dir, err)
+	}
 	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("creating a temporary directory for %s: %w", dir, err)

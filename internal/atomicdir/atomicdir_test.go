@@ -59,3 +59,14 @@ func TestFill(t *testing.T) {
 		})
 	}
 }
+
+// A version's directory on a fresh node is the first under its parent.
+func TestFillMissingParent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "lib", "gravity", "0.1.0")
+	if err := Fill(dir, 0o755, func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "f"), nil, 0o644) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+}
