@@ -205,6 +205,22 @@ func SaveOperation(ctx context.Context, c Clients, p *plan.Plan) error {
 	return put(ctx, c, OperationsResource, "Operation", p.OperationID, p)
 }
 
+// Operation reads operation id; plan.ErrNoPlan when the cluster has none.
+func Operation(ctx context.Context, c Clients, id string) (*plan.Plan, error) {
+	obj, err := c.Dynamic.Resource(OperationsResource).Get(ctx, id, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: operation %s", plan.ErrNoPlan, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading operation %s: %w", id, err)
+	}
+	var p plan.Plan
+	if err := spec(obj, &p); err != nil {
+		return nil, fmt.Errorf("operation %s: %w", id, err)
+	}
+	return &p, nil
+}
+
 // Operations lists every operation, newest first.
 func Operations(ctx context.Context, c Clients) ([]*plan.Plan, error) {
 	list, err := c.Dynamic.Resource(OperationsResource).List(ctx, metav1.ListOptions{})
@@ -281,16 +297,7 @@ type OperationStore struct {
 }
 
 func (s OperationStore) Load(ctx context.Context) (*plan.Plan, error) {
-	ops, err := Operations(ctx, s.Clients)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range ops {
-		if p.OperationID == s.ID {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: operation %s", plan.ErrNoPlan, s.ID)
+	return Operation(ctx, s.Clients, s.ID)
 }
 
 func (s OperationStore) Save(ctx context.Context, p *plan.Plan) error {

@@ -2,14 +2,11 @@ package clusterservice
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,21 +26,13 @@ type EtcdResponse struct {
 // the API server does (its etcd client certificate).
 func (s *Service) etcd(ctx context.Context) (*clientv3.Client, error) {
 	p := s.cfg.Self.Paths()
-	pair, err := tls.LoadX509KeyPair(p.Cert(pki.APIServerEtcdClient), p.Key(pki.APIServerEtcdClient))
+	cfg, err := pki.ClientTLS(p.Cert(pki.APIServerEtcdClient), p.Key(pki.APIServerEtcdClient), p.Cert(pki.EtcdCAName))
 	if err != nil {
-		return nil, err
-	}
-	caPEM, err := os.ReadFile(p.Cert(pki.EtcdCAName))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s holds no certificate", p.Cert(pki.EtcdCAName))
+		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	return clientv3.New(clientv3.Config{Context: ctx, DialTimeout: 10 * time.Second,
 		Endpoints: []string{"https://" + net.JoinHostPort(s.cfg.Self.IP.String(), fmt.Sprint(config.EtcdClientPort))},
-		TLS:       &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}})
+		TLS:       cfg})
 }
 
 func peerURL(ip string) string {

@@ -189,12 +189,15 @@ func (s rbacStep) Execute(ctx context.Context) error {
 	if err := s.labelNodes(ctx, c); err != nil {
 		return err
 	}
-	if _, err := c.Kube.ClusterRoles().Create(ctx, config.CSRApproverRole(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("certificate approver role: %w", err)
+	for _, cr := range []*rbacv1.ClusterRole{config.CSRApproverRole(), cluster.NodeAgentRole()} {
+		if _, err := c.Kube.ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("cluster role %s: %w", cr.Name, err)
+		}
 	}
-	for _, crb := range []*rbacv1.ClusterRoleBinding{config.KubeletCertRotationBinding(), config.CSRApproverBinding(), config.ClusterServiceBinding()} {
+	for _, crb := range []*rbacv1.ClusterRoleBinding{config.KubeletCertRotationBinding(), config.CSRApproverBinding(),
+		config.ClusterServiceBinding(), cluster.NodeAgentBinding()} {
 		if _, err := c.Kube.ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("certificate rotation: %w", err)
+			return fmt.Errorf("cluster role binding %s: %w", crb.Name, err)
 		}
 	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
@@ -250,7 +253,9 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.CSRApproverBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.ClusterServiceBinding().Name, metav1.DeleteOptions{})),
-		ignoreNotFound(c.Kube.ClusterRoles().Delete(ctx, config.CSRApproverRole().Name, metav1.DeleteOptions{})))
+		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, cluster.NodeAgentBinding().Name, metav1.DeleteOptions{})),
+		ignoreNotFound(c.Kube.ClusterRoles().Delete(ctx, config.CSRApproverRole().Name, metav1.DeleteOptions{})),
+		ignoreNotFound(c.Kube.ClusterRoles().Delete(ctx, cluster.NodeAgentRole().Name, metav1.DeleteOptions{})))
 }
 
 func ignoreNotFound(err error) error {

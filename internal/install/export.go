@@ -2,8 +2,6 @@ package install
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -83,20 +81,12 @@ type registryClient struct {
 // to push (masters only hold it), pki.RegistryClient to read.
 func newRegistryClient(n config.Node, pair string) (*registryClient, error) {
 	p := n.Paths()
-	cert, err := tls.LoadX509KeyPair(p.Cert(pair), p.Key(pair))
+	cfg, err := pki.ClientTLS(p.Cert(pair), p.Key(pair), p.Cert(pki.ClusterCAName))
 	if err != nil {
-		return nil, fmt.Errorf("registry client certificate: %w", err)
+		return nil, fmt.Errorf("registry client: %w", err)
 	}
-	caPEM, err := os.ReadFile(p.Cert(pki.ClusterCAName))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("no certificate in %s", p.Cert(pki.ClusterCAName))
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool,
-		ServerName: pki.RegistryHost, MinVersion: tls.VersionTLS12}}
+	cfg.ServerName = pki.RegistryHost
+	tr := &http.Transport{TLSClientConfig: cfg}
 	return &registryClient{host: net.JoinHostPort(n.IP.String(), "5000"), tr: tr}, nil
 }
 

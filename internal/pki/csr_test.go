@@ -23,7 +23,7 @@ func TestSignNodeRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{KubeletClient, KubeletServer, KubeProxy, RegistryClient}; !slices.Equal(names, want) {
+	if want := []string{KubeletClient, KubeletServer, KubeProxy, RegistryClient, Agent}; !slices.Equal(names, want) {
 		t.Fatalf("names %v, want %v", names, want)
 	}
 	pk, err := NewNodeRequests(names)

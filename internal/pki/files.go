@@ -250,3 +250,41 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode, overwrite bool)
 	}
 	return atomicfile.CreateFile(path, data, mode)
 }
+
+// ServerTLS is a mutual TLS server configuration from PEM files: the
+// server's key pair, and the CA every client certificate must chain to.
+func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	pair, pool, err := loadTLSFiles(certFile, keyFile, clientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ClientTLS is a mutual TLS client configuration from PEM files: the
+// client's key pair, and the CA the server's certificate must chain to
+// (never the system roots).
+func ClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	pair, pool, err := loadTLSFiles(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func loadTLSFiles(certFile, keyFile, caFile string) (tls.Certificate, *x509.CertPool, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("key pair %s: %w", certFile, err)
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return tls.Certificate{}, nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return pair, pool, nil
+}

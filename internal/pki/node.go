@@ -41,11 +41,16 @@ const (
 	// ClusterServiceClient its identity towards the API server.
 	ClusterService       = "cluster-service"
 	ClusterServiceClient = "cluster-service-client"
+	// AgentClient is a master's identity towards nodes' agents: the one
+	// that may have them run an operation's phases.
+	AgentClient = "agent-client"
 	// Every node.
 	KubeletClient  = "kubelet-client"
 	KubeletServer  = "kubelet"
 	KubeProxy      = "kube-proxy"
 	RegistryClient = "registry-client"
+	// Agent is the node agent's serving certificate (:3012).
+	Agent = "agent"
 )
 
 // Organizations with meaning to Kubernetes RBAC.
@@ -67,6 +72,9 @@ const (
 	// binds.
 	ClusterServiceUser = "gravity:cluster-service"
 	RegistryPushers    = "gravity:registry-pushers"
+	// AgentClients is the organization of the agent-client certificates
+	// masters hold, which nodes' agents check.
+	AgentClients = "gravity:agent-clients"
 )
 
 // Node is what a node's certificates are derived from.
@@ -156,6 +164,7 @@ func nodeProfiles(n Node) []profile {
 		{KubeProxy, clusterCA, Request{CommonName: "system:kube-proxy", Usages: UsageClient}},
 		{RegistryClient, clusterCA, Request{CommonName: "registry-client:" + n.Name,
 			Organization: []string{RegistryClients}, Usages: UsageClient}},
+		{Agent, clusterCA, Request{CommonName: "gravity-agent:" + n.Name, IPs: []net.IP{n.IP, loopback}, Usages: UsageServer}},
 	}
 	if !n.Master {
 		return ps
@@ -185,6 +194,8 @@ func nodeProfiles(n Node) []profile {
 		profile{ClusterService, clusterCA, Request{CommonName: "gravity-site", DNSNames: []string{"localhost"},
 			IPs: []net.IP{n.IP, loopback}, Usages: UsageServer}},
 		profile{ClusterServiceClient, clusterCA, Request{CommonName: ClusterServiceUser, Usages: UsageClient}},
+		profile{AgentClient, clusterCA, Request{CommonName: "agent-client:" + n.Name,
+			Organization: []string{AgentClients}, Usages: UsageClient}},
 	)
 }
 

@@ -39,6 +39,7 @@ func workerWants(name, ip, hostname string) map[string]want {
 		KubeletServer:  {"cluster", "system:node:" + name, []string{"system:nodes"}, kubeletDNS, ip, UsageServer},
 		KubeProxy:      {"cluster", "system:kube-proxy", nil, nil, "", UsageClient},
 		RegistryClient: {"cluster", "registry-client:" + name, []string{"gravity:registry-clients"}, nil, "", UsageClient},
+		Agent:          {"cluster", "gravity-agent:" + name, nil, nil, ip + ",127.0.0.1", UsageServer},
 	}
 }
 
@@ -60,6 +61,7 @@ func masterWants(name, ip, serviceIP, domain string) map[string]want {
 		CSRApprover:            {"cluster", "gravity:csr-approver", nil, nil, "", UsageClient},
 		ClusterService:         {"cluster", "gravity-site", nil, []string{"localhost"}, ip + ",127.0.0.1", UsageServer},
 		ClusterServiceClient:   {"cluster", "gravity:cluster-service", nil, nil, "", UsageClient},
+		AgentClient:            {"cluster", "agent-client:" + name, []string{"gravity:agent-clients"}, nil, "", UsageClient},
 	} {
 		w[k] = v
 	}

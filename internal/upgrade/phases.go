@@ -3,9 +3,11 @@ package upgrade
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/opengravity/gravity/internal/atomicfile"
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/nodeagent"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/store"
@@ -52,28 +55,50 @@ func executors(o Options, l local, rec record, p *plan.Plan, info cluster.Info) 
 	to := appConfig(o.StateDir, l.node, info, p.Data[dataToPackage], p.Data[dataTo], p.OperationID)
 	reg := plan.Registry{}
 	reg.Register(typeChecks, func(*plan.Phase) (plan.Executor, error) {
-		return checks{l: l, force: p.Data[dataForce] == "true", pkg: p.Data[dataToPackage], stateDir: o.StateDir}, nil
+		return checks{l: l, force: p.Data[dataForce] == "true", pkg: p.Data[dataToPackage], stateDir: o.StateDir, agents: agentAddrs(p, l.node.Name)}, nil
 	})
 	reg.Register(typeApp, func(*plan.Phase) (plan.Executor, error) {
 		return appUpdate{o: o, l: l, cfg: to, releases: releases(p)}, nil
 	})
 	reg.Register(typeBinaries, func(ph *plan.Phase) (plan.Executor, error) {
-		if ph.Node != l.node.Name {
-			return nil, fmt.Errorf("phase %s runs on node %s, not on this one (%s)", ph.ID, ph.Node, l.node.Name)
+		src := ""
+		if rec.ImageDir != "" { // a rollback of the last upgrade has no image
+			src = filepath.Join(rec.ImageDir, "gravity")
 		}
-		return binaries{src: filepath.Join(rec.ImageDir, "gravity"), dst: hostGravity,
-			backup: filepath.Join(o.StateDir, "local", "update", p.OperationID, "gravity")}, nil
+		if ph.Node == l.node.Name {
+			return nodeBinaries(o.StateDir, p.OperationID, src, ph.Data[dataDigest]), nil
+		}
+		agents, err := l.agents()
+		if err != nil {
+			return nil, err
+		}
+		return remote{agents: agents, addr: ph.Data[dataAddr], op: p.OperationID, phase: ph.ID, payload: src}, nil
 	})
 	return reg
 }
 
 // checks: every node Ready (unless forced), every master's registry
-// answering, the new version's package in this master's store.
+// answering, every other node's agent answering (the upgrade needs them
+// all once the application is upgraded), the new version's package in
+// this master's store.
 type checks struct {
 	l        local
 	force    bool
 	pkg      string
 	stateDir string
+	agents   []string
+}
+
+// agentAddrs are the addresses of the nodes whose phases of p their
+// agents run.
+func agentAddrs(p *plan.Plan, self string) []string {
+	var out []string
+	for _, ph := range p.Leaves() {
+		if ph.Type == typeBinaries && ph.Node != self {
+			out = append(out, ph.Data[dataAddr])
+		}
+	}
+	return out
 }
 
 func (c checks) Execute(ctx context.Context) error {
@@ -101,6 +126,18 @@ func (c checks) Execute(ctx context.Context) error {
 		n := c.l.node
 		n.IP = m
 		if err := install.RegistryHealthy(ctx, n); err != nil {
+			return err
+		}
+	}
+	if len(c.agents) == 0 {
+		return nil
+	}
+	agents, err := c.l.agents()
+	if err != nil {
+		return err
+	}
+	for _, addr := range c.agents {
+		if err := agents.Healthy(ctx, addr); err != nil {
 			return err
 		}
 	}
@@ -189,11 +226,60 @@ func deployedReleases(ctx context.Context, c cluster.Clients) (map[string]int, e
 	return out, nil
 }
 
+// NodeExecutors are the phases of an upgrade that a node's agent runs for
+// the master driving it: the new gravity binary, which comes as the
+// request's payload.
+func NodeExecutors(stateDir string) nodeagent.Registry {
+	return nodeagent.Registry{
+		typeBinaries: func(p *plan.Plan, ph *plan.Phase, payload string) (plan.Executor, error) {
+			return nodeBinaries(stateDir, p.OperationID, payload, ph.Data[dataDigest]), nil
+		},
+	}
+}
+
+// remote runs a phase through the agent of its node, sending payload (a
+// file) along when executing.
+type remote struct {
+	agents    *nodeagent.Client
+	addr      string
+	op, phase string
+	payload   string
+}
+
+func (r remote) Execute(ctx context.Context) error {
+	if r.payload == "" {
+		return fmt.Errorf("phase %s: no new gravity binary to send (the upgrade's image is gone)", r.phase)
+	}
+	f, err := os.Open(r.payload)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return r.agents.Run(ctx, r.addr, r.op, r.phase, false, f)
+}
+
+func (r remote) Rollback(ctx context.Context) error {
+	return r.agents.Run(ctx, r.addr, r.op, r.phase, true, nil)
+}
+
+// nodeBinaries replaces this node's gravity with src, which must have
+// digest, keeping the old one under the operation's directory.
+func nodeBinaries(stateDir, op, src, digest string) binaries {
+	return binaries{src: src, dst: hostGravity, digest: digest,
+		backup: filepath.Join(stateDir, "local", "update", op, "gravity")}
+}
+
 // binaries installs the new gravity where nodes that join copy it from,
 // keeping the old one for a rollback.
-type binaries struct{ src, dst, backup string }
+type binaries struct{ src, dst, backup, digest string }
 
 func (b binaries) Execute(context.Context) error {
+	if b.src == "" {
+		return errors.New("no new gravity binary was given")
+	}
+	if err := checkDigest(b.src, b.digest); err != nil {
+		return err
+	}
 	if _, err := os.Stat(b.backup); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(b.backup), 0o700); err != nil {
 			return err
@@ -205,6 +291,36 @@ func (b binaries) Execute(context.Context) error {
 		return err
 	}
 	return atomicfile.CopyFile(b.src, b.dst, 0o755)
+}
+
+// fileDigest is path's "sha256:…".
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkDigest refuses a file whose digest is not digest; an empty digest
+// (a plan of an earlier version) checks nothing.
+func checkDigest(path, digest string) error {
+	if digest == "" {
+		return nil
+	}
+	got, err := fileDigest(path)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return fmt.Errorf("the gravity binary given is %s, not the upgrade's %s", got, digest)
+	}
+	return nil
 }
 
 func (b binaries) Rollback(context.Context) error {

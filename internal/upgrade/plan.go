@@ -37,17 +37,34 @@ const (
 	dataFromPackage = "fromPackage"
 	dataToPackage   = "toPackage"
 	dataForce       = "force"
+	dataDriver      = "driver"   // the master that drives it, which keeps what it replaced
 	releasePrefix   = "release/" // release/<namespace>/<name> → revision
 )
+
+// Keys of a binaries phase's Data: the node's address (its agent's), and
+// the new gravity's digest, which the node checks what it is sent against.
+const (
+	dataAddr   = "addr"
+	dataDigest = "digest"
+)
+
+// Node is a node of the cluster as an upgrade plans for it.
+type Node struct {
+	Name, Addr string
+}
 
 // Spec is what an upgrade plan is made from.
 type Spec struct {
 	OperationID, ClusterName string
 	App, From, To            string // app name, installed and new version
 	FromPackage, ToPackage   string // "gravitational.io/cluster-image:0.0.2"
-	// Node is the master that drives the upgrade (its binaries are
-	// replaced).
-	Node string
+	// Node is the master that drives the upgrade; Nodes every node of
+	// the cluster (the driver included), whose gravity binaries are
+	// replaced, the driver's first, the others through their agents.
+	Node  string
+	Nodes []Node
+	// Gravity is the new gravity binary's digest ("sha256:…").
+	Gravity string
 	// Hooks are the new version's hooks among the update ones
 	// (preUpdate, update, postUpdate): a phase with nothing to do is not
 	// planned.
@@ -62,7 +79,7 @@ type Spec struct {
 var updateHooks = []string{"preUpdate", "update", "postUpdate"}
 
 // Plan lays out an upgrade: checks, the application's update hooks, then
-// the new gravity binaries on the node that drives it.
+// the new gravity binary on every node, the driver's first.
 func Plan(s Spec) *plan.Plan {
 	leaf := func(typ, id, desc, node string, requires ...string) *plan.Phase {
 		return &plan.Phase{ID: id, Type: typ, Description: desc, Node: node, Requires: requires, State: plan.Unstarted}
@@ -81,9 +98,29 @@ func Plan(s Spec) *plan.Plan {
 			leaf(typeApp, id, fmt.Sprintf("Update application %s from %s to %s (%s hooks)", s.App, s.From, s.To, strings.Join(hooks, ", ")), "", last)}})
 		last = "/app"
 	}
-	phases = append(phases, leaf(typeBinaries, "/gravity/"+s.Node,
-		fmt.Sprintf("Install the gravity binary of %s %s on node %s", s.App, s.To, s.Node), s.Node, last))
-	data := map[string]string{dataApp: s.App, dataFrom: s.From, dataTo: s.To, dataFromPackage: s.FromPackage, dataToPackage: s.ToPackage}
+	nodes := slices.Clone(s.Nodes)
+	if !slices.ContainsFunc(nodes, func(n Node) bool { return n.Name == s.Node }) {
+		nodes = append(nodes, Node{Name: s.Node}) // the driver needs no address
+	}
+	slices.SortStableFunc(nodes, func(a, b Node) int {
+		switch {
+		case a.Name == s.Node && b.Name != s.Node:
+			return -1
+		case b.Name == s.Node && a.Name != s.Node:
+			return 1
+		}
+		return 0
+	})
+	group := &plan.Phase{ID: "/gravity", Description: "Install the new gravity binary on every node", State: plan.Unstarted}
+	for _, n := range nodes {
+		ph := leaf(typeBinaries, "/gravity/"+n.Name,
+			fmt.Sprintf("Install the gravity binary of %s %s on node %s", s.App, s.To, n.Name), n.Name, last)
+		ph.Data = map[string]string{dataAddr: n.Addr, dataDigest: s.Gravity}
+		group.Phases = append(group.Phases, ph)
+	}
+	phases = append(phases, group)
+	data := map[string]string{dataApp: s.App, dataFrom: s.From, dataTo: s.To, dataFromPackage: s.FromPackage, dataToPackage: s.ToPackage,
+		dataDriver: s.Node}
 	if s.Force {
 		data[dataForce] = "true"
 	}

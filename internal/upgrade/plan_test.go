@@ -3,6 +3,8 @@ package upgrade
 import (
 	"context"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,16 +21,19 @@ import (
 func TestPlan(t *testing.T) {
 	base := Spec{OperationID: "op", ClusterName: "c", App: "cluster-image", From: "0.0.1", To: "0.0.2",
 		FromPackage: "gravitational.io/cluster-image:0.0.1", ToPackage: "gravitational.io/cluster-image:0.0.2",
-		Node: "10.0.0.1", Releases: map[string]int{"kube-system/example": 1}, Created: time.Unix(0, 0)}
+		Node: "10.0.0.2", Nodes: []Node{{"10.0.0.1", "10.0.0.1"}, {"10.0.0.2", "10.0.0.2"}, {"10.0.0.3", "10.0.0.3"}},
+		Gravity: "sha256:abc", Releases: map[string]int{"kube-system/example": 1}, Created: time.Unix(0, 0)}
+	// The driver's binary first, then the others in the order given.
+	binaries := []string{"/gravity/10.0.0.2:update-binaries", "/gravity/10.0.0.1:update-binaries", "/gravity/10.0.0.3:update-binaries"}
 	tests := []struct {
 		name   string
 		hooks  []string
 		leaves []string // id:type
 	}{
-		{"update hook", []string{"update"}, []string{"/checks:update-checks", "/app/cluster-image:update-app", "/gravity/10.0.0.1:update-binaries"}},
-		{"every hook", []string{"postUpdate", "update", "preUpdate", "install"}, []string{"/checks:update-checks", "/app/cluster-image:update-app", "/gravity/10.0.0.1:update-binaries"}},
+		{"update hook", []string{"update"}, append([]string{"/checks:update-checks", "/app/cluster-image:update-app"}, binaries...)},
+		{"every hook", []string{"postUpdate", "update", "preUpdate", "install"}, append([]string{"/checks:update-checks", "/app/cluster-image:update-app"}, binaries...)},
 		// Nothing to run for the app: no app phase, not an empty one.
-		{"no update hooks", []string{"install"}, []string{"/checks:update-checks", "/gravity/10.0.0.1:update-binaries"}},
+		{"no update hooks", []string{"install"}, append([]string{"/checks:update-checks"}, binaries...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,13 +56,24 @@ func TestPlan(t *testing.T) {
 			if r := releases(p); r["kube-system/example"] != "1" || len(r) != 1 {
 				t.Errorf("releases %v", r)
 			}
-			if p.Data[dataFrom] != "0.0.1" || p.Data[dataTo] != "0.0.2" || p.Data[dataForce] != "" {
+			if p.Data[dataFrom] != "0.0.1" || p.Data[dataTo] != "0.0.2" || p.Data[dataForce] != "" || p.Data[dataDriver] != "10.0.0.2" {
 				t.Errorf("data %v", p.Data)
+			}
+			for _, ph := range p.Leaves() {
+				if ph.Type == typeBinaries && (ph.Data[dataAddr] != ph.Node || ph.Data[dataDigest] != "sha256:abc") {
+					t.Errorf("%s: data %v", ph.ID, ph.Data)
+				}
 			}
 		})
 	}
-	// Phase descriptions name what runs: the hooks, in order.
+	// A driver missing from the node list is still planned.
 	s := base
+	s.Nodes = nil
+	if l := Plan(s).Leaves(); l[len(l)-1].ID != "/gravity/10.0.0.2" {
+		t.Errorf("driver not planned: %v", l[len(l)-1].ID)
+	}
+	// Phase descriptions name what runs: the hooks, in order.
+	s = base
 	s.Hooks = []string{"postUpdate", "update"}
 	if d := Plan(s).Leaves()[1].Description; !strings.Contains(d, "(update, postUpdate hooks)") {
 		t.Errorf("app phase: %q", d)
@@ -112,5 +128,54 @@ func TestDeployedReleases(t *testing.T) {
 	want := map[string]int{"kube-system/example": 2, "default/web": 7}
 	if !maps.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestBinaries: the new gravity replaces the old only when it is the one
+// the plan names, the old one is kept once, and the rollback puts it back.
+func TestBinaries(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	dst := write("gravity", "old")
+	good, bad := write("good", "new"), write("bad", "tampered")
+	digest, err := fileDigest(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		b, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	backup := filepath.Join(dir, "update", "op", "gravity")
+	ctx := context.Background()
+	if err := (binaries{src: bad, dst: dst, backup: backup, digest: digest}).Execute(ctx); err == nil || !strings.Contains(err.Error(), "not the upgrade's") {
+		t.Fatalf("tampered binary: %v", err)
+	}
+	if err := (binaries{src: "", dst: dst, backup: backup, digest: digest}).Execute(ctx); err == nil {
+		t.Fatal("no binary accepted")
+	}
+	if read() != "old" {
+		t.Fatal("a refused binary replaced the old one")
+	}
+	b := binaries{src: good, dst: dst, backup: backup, digest: digest}
+	for range 2 { // idempotent: the backup is the original, not the new one
+		if err := b.Execute(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read() != "new" {
+		t.Fatal("not replaced")
+	}
+	if err := b.Rollback(ctx); err != nil || read() != "old" {
+		t.Fatalf("rollback: %v, %q", err, read())
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/install"
+	"github.com/opengravity/gravity/internal/nodeagent"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/supervisor"
@@ -133,6 +135,17 @@ func connect(stateDir string) (local, error) {
 		return local{}, err
 	}
 	return local{node: n, clients: c}, nil
+}
+
+// agents is a client of nodes' agents with this master's agent-client
+// certificate.
+func (l local) agents() (*nodeagent.Client, error) {
+	p := l.node.Paths()
+	cfg, err := pki.ClientTLS(p.Cert(pki.AgentClient), p.Key(pki.AgentClient), p.Cert(pki.ClusterCAName))
+	if err != nil {
+		return nil, fmt.Errorf("this master's agent client: %w", err)
+	}
+	return nodeagent.NewClient(cfg), nil
 }
 
 // lease is this process's hold on the cluster's operations lease.
@@ -261,9 +274,21 @@ func admit(ctx context.Context, o Options, l local, img target) (*plan.Plan, err
 	if err != nil {
 		return nil, err
 	}
+	digest, err := fileDigest(filepath.Join(img.dir, "gravity"))
+	if err != nil {
+		return nil, err
+	}
+	var nodes []Node // masters first, as Gravity upgraded them
+	for _, master := range []bool{true, false} {
+		for _, n := range st.Nodes {
+			if n.Master == master {
+				nodes = append(nodes, Node{Name: n.Name, Addr: n.Address})
+			}
+		}
+	}
 	p := Plan(Spec{OperationID: newID(), ClusterName: info.Name, App: info.App, From: info.AppVersion, To: img.meta.Version,
 		FromPackage: "gravitational.io/" + info.App + ":" + info.AppVersion, ToPackage: img.pkg,
-		Node: l.node.Name, Hooks: hooks, Releases: rels, Force: o.Force, Created: time.Now().UTC()})
+		Node: l.node.Name, Nodes: nodes, Gravity: digest, Hooks: hooks, Releases: rels, Force: o.Force, Created: time.Now().UTC()})
 	if err := (record{OperationID: p.OperationID, ImageDir: img.dir}).save(o.StateDir); err != nil {
 		return nil, err
 	}
@@ -491,10 +516,8 @@ func RollbackLast(ctx context.Context, o Options) error {
 		if last.Data[dataTo] != info.AppVersion {
 			return fmt.Errorf("the last upgrade (%s) was to %s, but the cluster runs %s", last.OperationID, last.Data[dataTo], info.AppVersion)
 		}
-		for _, ph := range last.Leaves() {
-			if ph.Node != "" && ph.Node != l.node.Name {
-				return fmt.Errorf("operation %s replaced files on node %s: roll it back there", last.OperationID, ph.Node)
-			}
+		if last.Data[dataDriver] != "" && last.Data[dataDriver] != l.node.Name {
+			return fmt.Errorf("operation %s was driven by master %s, which kept what it replaced: roll it back there", last.OperationID, last.Data[dataDriver])
 		}
 		if err := (record{OperationID: last.OperationID}).save(o.StateDir); err != nil {
 			return err

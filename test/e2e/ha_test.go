@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opengravity/gravity/internal/nodeagent"
+	"github.com/opengravity/gravity/internal/pki"
+	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/version"
 )
@@ -58,6 +61,7 @@ func TestHA(t *testing.T) {
 
 	t.Run("masters", func(t *testing.T) { testMastersJoin(t, c) })
 	t.Run("workers", func(t *testing.T) { testWorkersJoin(t, c) })
+	t.Run("upgrade", func(t *testing.T) { testUpgradeNodes(t, c) })
 	t.Run("master-down", func(t *testing.T) { testMasterDown(t, c) })
 	t.Run("remove", func(t *testing.T) { testRemove(t, c) })
 	if drops, err := c.net.EgressDrops(ctx); err != nil || drops != 0 {
@@ -268,3 +272,73 @@ func testWorkersJoin(t *testing.T, c *haCluster) {
 
 // etcdctl is the runtime's, in its version's directory.
 var etcdctl = config.VersionBinDir(version.Version) + "/etcdctl"
+
+// testUpgradeNodes: the walkthrough's ./upgrade on h1 of the five-node
+// cluster puts the new gravity on every node, the others through their
+// agents; a node's agent runs nothing for anyone else.
+func testUpgradeNodes(t *testing.T, c *haCluster) {
+	v2 := c.unpack("v2", c.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2"))
+	hosts := []*installHost{c.installHost}
+	for _, name := range []string{"h2", "h3", "h4", "h5"} {
+		hosts = append(hosts, c.hosts[name])
+	}
+	inode := func(h *installHost) string { return h.mustRun("stat", "-c", "%i", "/usr/local/bin/gravity") }
+	before := map[*installHost]string{}
+	for _, h := range hosts {
+		before[h] = inode(h)
+	}
+	start := time.Now()
+	out := c.mustRun(filepath.Join(v2, "upgrade"))
+	t.Logf("./upgrade on five nodes (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if !strings.Contains(out, "Upgrade to 0.0.2 completed in") {
+		t.Fatalf("./upgrade did not complete")
+	}
+	want := strings.Fields(c.mustRun("sha256sum", filepath.Join(v2, "gravity")))[0]
+	p := c.clusterPlan()
+	for _, h := range hosts {
+		ip := h.h.IP.String()
+		if got := strings.Fields(h.mustRun("sha256sum", "/usr/local/bin/gravity"))[0]; got != want || inode(h) == before[h] {
+			t.Errorf("%s: gravity %s (inode %s, was %s), want the new one %s", ip, got, inode(h), before[h], want)
+		}
+		if ph, err := p.Find("/gravity/" + ip); err != nil || ph.State != plan.Completed {
+			t.Errorf("phase /gravity/%s: %+v, %v", ip, ph, err)
+		}
+		if h != c.installHost {
+			// The agent logged who asked it for what.
+			log := h.mustRun("cat", "/var/log/gravity/agent.log")
+			if !strings.Contains(log, "phase done") || !strings.Contains(log, "caller=agent-client:"+c.h.IP.String()) {
+				t.Errorf("%s: agent log:\n%s", ip, log)
+			}
+		}
+	}
+
+	// Only a master's agent-client identity has an agent run anything, and
+	// only phases the cluster's record has for that node, in progress.
+	h4, h5 := c.hosts["h4"], c.hosts["h5"]
+	as := func(h *installHost, pair string) *nodeagent.Client {
+		secrets := h.h.Path("/var/lib/gravity/secrets")
+		cfg, err := pki.ClientTLS(filepath.Join(secrets, pair+".crt"), filepath.Join(secrets, pair+".key"), filepath.Join(secrets, "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nodeagent.NewClient(cfg)
+	}
+	ctx := c.ctx
+	h5ip := h5.h.IP.String()
+	for _, tc := range []struct {
+		name   string
+		client *nodeagent.Client
+		op, ph string
+		want   string
+	}{
+		{"a worker's own identity", as(h4, "kubelet-client"), p.OperationID, "/gravity/" + h5ip, "may not run phases on nodes"},
+		{"a master's, for a completed phase", as(c.installHost, "agent-client"), p.OperationID, "/gravity/" + h5ip, "is completed"},
+		{"a master's, for another node's phase", as(c.installHost, "agent-client"), p.OperationID, "/gravity/" + h4.h.IP.String(), "not on this one"},
+		{"a master's, for no operation", as(c.installHost, "agent-client"), "no-such-operation", "/x", "the cluster has no operation"},
+	} {
+		err := tc.client.Run(ctx, h5ip, tc.op, tc.ph, false, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -1,14 +1,13 @@
 package gravity
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/registrygate"
 )
@@ -22,20 +21,10 @@ func registryGateCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pair, err := tls.LoadX509KeyPair(cert, key)
+			tlsCfg, err := pki.ServerTLS(cert, key, clientCA)
 			if err != nil {
 				return fmt.Errorf("registry gate: %w", err)
 			}
-			caPEM, err := os.ReadFile(clientCA)
-			if err != nil {
-				return fmt.Errorf("registry gate: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(caPEM) {
-				return fmt.Errorf("registry gate: no certificate in %s", clientCA)
-			}
-			tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
-				ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			return registrygate.Run(cmd.Context(), registrygate.Config{Addr: addr, Socket: socket, TLS: tlsCfg, Log: log})
 		},

@@ -22,7 +22,7 @@ import (
 func runtimeCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "runtime", Short: "Run the node's Kubernetes runtime (what Planet was)"}
 	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeStatusCommand(stdout),
-		kubeletExecCommand(), podNetworkCommand(), registryGateCommand(), csrApproverCommand(), clusterServiceCommand(), apiLBCommand())
+		kubeletExecCommand(), podNetworkCommand(), registryGateCommand(), csrApproverCommand(), clusterServiceCommand(), apiLBCommand(), agentCommand())
 	return cmd
 }
 

@@ -69,10 +69,11 @@ type Requirements struct {
 }
 
 // DefaultPorts are the TCP ports the runtime listens on: etcd, the cluster
-// service, the registry, the apiserver, kubelet, kube-proxy, the controller
-// manager, the scheduler, the pod network agent and the CSR approver (a
-// test in install checks this against the runtime's components).
-var DefaultPorts = []int{2379, 2380, 3009, 5000, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263, 10264}
+// service, the node agent, the registry, the apiserver, kubelet,
+// kube-proxy, the controller manager, the scheduler, the pod network
+// agent, the CSR approver and the node agent's health (a test in install
+// checks this against the runtime's components).
+var DefaultPorts = []int{2379, 2380, 3009, 3012, 5000, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263, 10264, 10265}
 
 // Defaults returns the runtime's built-in requirements for stateDir.
 func Defaults(stateDir string) Requirements {

@@ -127,7 +127,7 @@ func TestIssueNodeWorker(t *testing.T) {
 	want := map[string]fs.FileMode{
 		"ca.crt": 0o600, "kubelet.crt": 0o600, "kubelet.key": 0o600, "kubelet-client.crt": 0o600,
 		"kubelet-client.key": 0o600, "kube-proxy.crt": 0o600, "kube-proxy.key": 0o600,
-		"registry-client.crt": 0o600, "registry-client.key": 0o600,
+		"registry-client.crt": 0o600, "registry-client.key": 0o600, "agent.crt": 0o600, "agent.key": 0o600,
 		"kubeconfig/kubelet.conf": 0o600, "kubeconfig/kube-proxy.conf": 0o600,
 	}
 	if len(got) != len(want) {

@@ -121,7 +121,7 @@ func freePorts(t *testing.T, ports ...int) {
 // and kube-proxy: prepared, started in order with its probes passing,
 // published in the status file, and stopped on cancel.
 func TestRunWorker(t *testing.T) {
-	freePorts(t, 6443, KubeletPort, KubeletHealthzPort, KubeProxyHealthzPort, KubeProxyMetricsPort)
+	freePorts(t, 6443, KubeletPort, KubeletHealthzPort, KubeProxyHealthzPort, KubeProxyMetricsPort, AgentHealthPort)
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:9")
 	n := worker(t)
 	n.BinDir = fakeBinDir(t, "containerd", "kubelet", "kube-proxy")
@@ -155,10 +155,10 @@ func TestRunWorker(t *testing.T) {
 	if d := <-shared; d != n.Paths().KubeletRoot {
 		t.Errorf("shared mount %s, want kubelet's root %s", d, n.Paths().KubeletRoot)
 	}
-	if len(st.Processes) != 5 {
+	if len(st.Processes) != 6 {
 		t.Fatalf("status %+v", st)
 	}
-	for i, want := range []string{APILB, Containerd, Kubelet, KubeProxy, PodNetwork} {
+	for i, want := range []string{APILB, Containerd, Kubelet, KubeProxy, PodNetwork, Agent} {
 		p := st.Processes[i]
 		if p.Name != want || p.State != "ready" || p.PID == 0 {
 			t.Errorf("process %d: %+v, want %s ready", i, p, want)

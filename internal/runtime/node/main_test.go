@@ -38,9 +38,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "kubelet-exec:", err)
 		os.Exit(1)
 	}
-	// As the gravity binary, it plays the pod network agent: healthy at once.
-	if len(os.Args) > 2 && os.Args[1] == "runtime" && os.Args[2] == PodNetworkCommand {
-		os.Exit(fakePodNetwork(os.Args[3:]))
+	// As the gravity binary, it plays the pod network agent and the node
+	// agent: healthy at once (the node agent has its own tests).
+	if len(os.Args) > 2 && os.Args[1] == "runtime" && (os.Args[2] == PodNetworkCommand || os.Args[2] == AgentCommand) {
+		os.Exit(fakeHealthy(os.Args[3:]))
 	}
 	// ... and the worker's API load balancer, the real one.
 	if len(os.Args) > 2 && os.Args[1] == "runtime" && os.Args[2] == APILBCommand {
@@ -68,16 +69,16 @@ func runAPILB(args []string) int {
 	return 0
 }
 
-// fakePodNetwork answers /healthz on --health-addr.
-func fakePodNetwork(args []string) int {
+// fakeHealthy answers /healthz on --health-addr.
+func fakeHealthy(args []string) int {
 	i := slices.Index(args, "--health-addr")
 	if i < 0 || i+1 >= len(args) {
-		fmt.Fprintln(os.Stderr, "fake pod-network: no --health-addr")
+		fmt.Fprintln(os.Stderr, "fake component: no --health-addr")
 		return 2
 	}
 	ln, err := net.Listen("tcp", args[i+1])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fake pod-network:", err)
+		fmt.Fprintln(os.Stderr, "fake component:", err)
 		return 1
 	}
 	return serve(ln)

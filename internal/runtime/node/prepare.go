@@ -112,13 +112,13 @@ func makeDirs(root string, n config.Node) error {
 func checkSecrets(root string, n config.Node) error {
 	p := n.Paths()
 	need := []string{p.Cert(pki.ClusterCAName)}
-	pairs := []string{pki.KubeletServer, pki.RegistryClient}
+	pairs := []string{pki.KubeletServer, pki.RegistryClient, pki.Agent}
 	kubeconfigs := []string{config.KubeconfigKubelet, config.KubeconfigKubeProxy}
 	if n.IsMaster() {
 		need = append(need, p.Cert(pki.EtcdCAName), p.Cert(pki.FrontProxyCAName), p.Key(pki.ClusterCAName), p.SAPublicKey(),
 			p.Key(pki.ServiceAccountKeyName), p.EncryptionConfig)
 		pairs = append(pairs, pki.EtcdServer, pki.EtcdPeer, pki.APIServerEtcdClient, pki.APIServer,
-			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer, pki.ClusterService)
+			pki.APIServerKubeletClient, pki.FrontProxyClient, pki.Admin, pki.RegistryServer, pki.ClusterService, pki.AgentClient)
 		kubeconfigs = append(kubeconfigs, config.KubeconfigAdmin, config.KubeconfigControllerManager, config.KubeconfigScheduler,
 			config.KubeconfigCSRApprover, config.KubeconfigClusterService)
 	}

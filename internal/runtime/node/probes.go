@@ -3,13 +3,12 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/supervisor"
 )
 
@@ -54,19 +53,11 @@ type ProbeTLS func(caFile, certFile, keyFile string) (*tls.Config, error)
 // LoadTLS reads the PEM files. It verifies the server against caFile only,
 // never the system roots, and never skips verification.
 func LoadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	pem, err := os.ReadFile(caFile)
+	cfg, err := pki.ClientTLS(certFile, keyFile, caFile)
 	if err != nil {
 		return nil, fmt.Errorf("probe TLS: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("probe TLS: %s holds no PEM certificate", caFile)
-	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("probe TLS: %s, %s: %w", certFile, keyFile, err)
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
 }
 
 // UnixProbe is ready once the unix socket at path accepts a connection.

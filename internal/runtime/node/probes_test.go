@@ -35,6 +35,7 @@ func TestProbes(t *testing.T) {
 		RegistryGate:      with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:5000/v2/"),
 		CSRApprover:       {URL: "http://127.0.0.1:10264/healthz"},
 		ClusterService:    with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:3009/healthz"),
+		Agent:             {URL: "http://127.0.0.1:10265/healthz"},
 	}
 	got, err := Probes(m)
 	if err != nil {
@@ -52,7 +53,7 @@ func TestProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w) != 5 || w[Kubelet] != want[Kubelet] || w[APILB] != (Probe{URL: "tcp://127.0.0.1:6443"}) {
+	if len(w) != 6 || w[Kubelet] != want[Kubelet] || w[APILB] != (Probe{URL: "tcp://127.0.0.1:6443"}) {
 		t.Errorf("worker probes %+v", w)
 	}
 }

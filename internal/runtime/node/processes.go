@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opengravity/gravity/internal/nodeagent"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/supervisor"
@@ -29,6 +30,7 @@ const (
 	CSRApprover       = "csr-approver"
 	ClusterService    = "cluster-service"
 	APILB             = "api-lb"
+	Agent             = "agent"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -43,6 +45,7 @@ const (
 	KubeProxyMetricsPort  = 10249
 	PodNetworkHealthzPort = 10263
 	CSRApproverHealthPort = 10264
+	AgentHealthPort       = 10265
 	// ClusterServicePort is the cluster service's API (Gravity's
 	// gravity-site port).
 	ClusterServicePort    = 3009
@@ -126,6 +129,9 @@ var components = []component{
 	{CSRApprover, mastersOnly, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
 	// Accepts joining nodes and serves them packages (internal/clusterservice).
 	{ClusterService, mastersOnly, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort}},
+	// Runs the phases of operations that masters drive (internal/nodeagent);
+	// nothing on the node waits on it.
+	{Agent, everyNode, gravityBinary, agentArgs, httpProbe(AgentHealthPort), []int{nodeagent.Port, AgentHealthPort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -254,6 +260,18 @@ func clusterServiceArgs(n config.Node) ([]string, error) {
 		"--packages", p.Packages}, nil
 }
 
+// AgentCommand is the hidden `gravity runtime` subcommand of the node
+// agent. It reads operations with the node's own credentials (kubelet's).
+const AgentCommand = "agent"
+
+func agentArgs(n config.Node) ([]string, error) {
+	p := n.Paths()
+	return []string{"runtime", AgentCommand, "--addr", hostPort(n.IP.String(), nodeagent.Port),
+		"--cert", p.Cert(pki.Agent), "--key", p.Key(pki.Agent), "--ca", p.Cert(pki.ClusterCAName),
+		"--kubeconfig", p.Kubeconfig(config.KubeconfigKubelet), "--node", n.Name, "--state-dir", n.StateDir,
+		"--health-addr", hostPort(loopback, AgentHealthPort)}, nil
+}
+
 // APILBCommand is the hidden `gravity runtime` subcommand of a worker's
 // API load balancer (apilb).
 const APILBCommand = "api-lb"
@@ -322,7 +340,8 @@ func tcpProbe(port int) func(config.Node) Probe {
 }
 
 // httpProbe is for kubelet and kube-proxy, whose healthz is plain HTTP on
-// loopback (config.KubeletConfig, config.KubeProxyConfig).
+// loopback (config.KubeletConfig, config.KubeProxyConfig), and gravity's
+// own components that serve theirs the same way.
 func httpProbe(port int) func(config.Node) Probe {
 	return func(config.Node) Probe { return Probe{URL: "http://" + hostPort(loopback, port) + "/healthz"} }
 }

@@ -69,6 +69,13 @@ func TestProcesses(t *testing.T) {
 				"--health-addr", "127.0.0.1:10263", "--node-config", n.Paths().NodeConfig}, []int{10263}},
 		}
 	}
+	agent := func(n config.Node) proc {
+		p := n.Paths()
+		return proc{"agent", self, []string{"runtime", "agent", "--addr", n.IP.String() + ":3012",
+			"--cert", p.PKI + "/agent.crt", "--key", p.PKI + "/agent.key", "--ca", p.PKI + "/ca.crt",
+			"--kubeconfig", p.Kubeconfig("kubelet"), "--node", n.IP.String(), "--state-dir", n.StateDir,
+			"--health-addr", "127.0.0.1:10265"}, []int{3012, 10265}}
+	}
 	tests := []struct {
 		name string
 		n    config.Node
@@ -82,9 +89,10 @@ func TestProcesses(t *testing.T) {
 		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), nil},
 			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}},
 			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}},
-			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009}}})},
-		{"worker", worker, append([]proc{{"api-lb", self, []string{"runtime", "api-lb", "--listen", "127.0.0.1:6443",
-			"--kubeconfig", worker.Paths().Kubeconfig("kube-proxy"), "--backend", "192.0.2.10:6443", "--backend", "192.0.2.11:6443"}, []int{6443}}}, node(worker)...)},
+			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009}}, agent(master)})},
+		{"worker", worker, slices.Concat([]proc{{"api-lb", self, []string{"runtime", "api-lb", "--listen", "127.0.0.1:6443",
+			"--kubeconfig", worker.Paths().Kubeconfig("kube-proxy"), "--backend", "192.0.2.10:6443", "--backend", "192.0.2.11:6443"}, []int{6443}}},
+			node(worker), []proc{agent(worker)})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
