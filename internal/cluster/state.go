@@ -311,26 +311,37 @@ const profilesName = "gravity-node-profiles"
 // SaveProfiles records the application's node profiles (the manifest's
 // nodeProfiles, as YAML).
 func SaveProfiles(ctx context.Context, c Clients, profiles []byte) error {
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: profilesName, Namespace: Namespace},
-		Data: map[string]string{"profiles.yaml": string(profiles)}}
+	return putRecord(ctx, c, profilesName, "profiles.yaml", profiles)
+}
+
+// Profiles reads what SaveProfiles recorded; nil when nothing was.
+func Profiles(ctx context.Context, c Clients) ([]byte, error) {
+	return record(ctx, c, profilesName, "profiles.yaml")
+}
+
+// putRecord creates or replaces ConfigMap name in Namespace, holding data
+// under key.
+func putRecord(ctx context.Context, c Clients, name, key string, data []byte) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
+		Data: map[string]string{key: string(data)}}
 	_, err := c.Kube.ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = c.Kube.ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("saving the node profiles: %w", err)
+		return fmt.Errorf("saving %s: %w", name, err)
 	}
 	return nil
 }
 
-// Profiles reads what SaveProfiles recorded; nil when nothing was.
-func Profiles(ctx context.Context, c Clients) ([]byte, error) {
-	cm, err := c.Kube.ConfigMaps(Namespace).Get(ctx, profilesName, metav1.GetOptions{})
+// record reads what putRecord saved; nil when nothing was.
+func record(ctx context.Context, c Clients, name, key string) ([]byte, error) {
+	cm, err := c.Kube.ConfigMaps(Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the node profiles: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return []byte(cm.Data["profiles.yaml"]), nil
+	return []byte(cm.Data[key]), nil
 }

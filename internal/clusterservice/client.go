@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/store"
@@ -84,6 +85,11 @@ func ServiceAddr(host string) string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, c.http, method, path, in, out)
+}
+
+// doWith is do with hc, whose timeouts may differ.
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -98,7 +104,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	req.Header.Set("Content-Type", "application/json")
 	jointoken.Set(req, c.Token)
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("cluster service at %s: %w", c.Addr, err)
 	}
@@ -229,11 +235,15 @@ func (c *Client) fetchBlob(ctx context.Context, st *store.Store, digest string, 
 // operation's plan.
 func Remove(ctx context.Context, addr string, tlsCfg *tls.Config, name string, force bool) (*plan.Plan, error) {
 	var out RemoveResponse
-	if err := postWithCert(ctx, addr, tlsCfg, PathNodes+name+"/remove", 5*time.Minute, RemoveRequest{Force: force}, &out); err != nil {
+	if err := postWithCert(ctx, addr, tlsCfg, PathNodes+name+"/remove", RemoveTimeout, RemoveRequest{Force: force}, &out); err != nil {
 		return nil, err
 	}
 	return out.Plan, nil
 }
+
+// RemoveTimeout bounds a removal: the drain, and the application's two
+// node hooks with their own deadlines.
+const RemoveTimeout = 5*time.Minute + 2*hook.DefaultDeadline
 
 // postWithCert posts in to path on the service at addr as the client
 // certificate of tlsCfg (no token), and decodes the answer into out.

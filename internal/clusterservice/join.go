@@ -51,8 +51,8 @@ const (
 )
 
 // ExpandPlan is the plan of node self's join, admitted now with the pod
-// subnet it was given.
-func ExpandPlan(id, cluster string, self Member, baseVersion string, now time.Time) *plan.Plan {
+// subnet it was given; hooks are the running version's node hooks.
+func ExpandPlan(id, clusterName string, self Member, baseVersion string, hooks []string, now time.Time) *plan.Plan {
 	ip, kind := self.IP, "node"
 	if self.Master {
 		kind = "master node"
@@ -66,22 +66,28 @@ func ExpandPlan(id, cluster string, self Member, baseVersion string, now time.Ti
 	pull := leaf(PhasePull, "/pull/"+ip, fmt.Sprintf("Pull the runtime package %s from the cluster on %s %s", baseVersion, kind, ip), boot.ID)
 	phases := []*plan.Phase{admit, boot, pull}
 	prev := pull.ID
+	if pre := hookPhase(hooks, cluster.HookPreNodeAdd, "/preHook", ip, prev); pre != nil {
+		phases, prev = append(phases, pre), pre.ID
+	}
 	if self.Master {
 		etcd := leaf(PhaseEtcd, "/etcd/"+ip, fmt.Sprintf("Add %s to etcd as a learner, promoted once it has caught up", ip), prev)
 		phases, prev = append(phases, etcd), etcd.ID
 	}
 	sys := leaf(PhaseRuntime, "/system/"+ip, fmt.Sprintf("Start the Kubernetes runtime on %s %s", kind, ip), prev)
 	wait := leaf(PhaseWait, "/wait/"+ip, fmt.Sprintf("Wait for node %s to be Ready", ip), sys.ID)
-	phases = append(phases, sys, wait)
+	phases, prev = append(phases, sys, wait), wait.ID
 	if self.Master {
-		phases = append(phases, leaf(PhaseRegistry, "/registry/"+ip,
-			fmt.Sprintf("Populate the Docker registry on master node %s from the other masters", ip), wait.ID))
+		reg := leaf(PhaseRegistry, "/registry/"+ip, fmt.Sprintf("Populate the Docker registry on master node %s from the other masters", ip), prev)
+		phases, prev = append(phases, reg), reg.ID
+	}
+	if post := hookPhase(hooks, cluster.HookPostNodeAdd, "/postHook", ip, prev); post != nil {
+		phases = append(phases, post)
 	}
 	role := self.Role
 	if self.Master {
 		role += " (master)"
 	}
-	return &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: cluster,
+	return &plan.Plan{Version: plan.SchemaVersion, OperationID: id, OperationType: OperationExpand, ClusterName: clusterName,
 		Description: fmt.Sprintf("Join node %s (%s) as %s", self.Hostname, ip, role), Created: now,
 		Data:   map[string]string{DataNode: ip, DataMaster: fmt.Sprint(self.Master), DataHostname: self.Hostname, DataRole: self.Role},
 		Phases: phases}
@@ -197,7 +203,12 @@ func (s *Service) admit(ctx context.Context, req JoinRequest) (*JoinResponse, er
 		_ = s.releaseSubnet(ctx, req.IP)
 		return nil, err
 	}
-	p := ExpandPlan(newID(), s.cfg.Self.ClusterName, self, base, s.cfg.Now().UTC())
+	hooks, err := s.nodeHooks(ctx)
+	if err != nil {
+		_ = s.releaseSubnet(ctx, req.IP)
+		return nil, err
+	}
+	p := ExpandPlan(newID(), s.cfg.Self.ClusterName, self, base, hooks, s.cfg.Now().UTC())
 	if err := cluster.SaveOperation(ctx, c, p); err != nil {
 		_ = s.releaseSubnet(ctx, req.IP)
 		return nil, err

@@ -97,6 +97,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+PathOperation+"{id}/etcd", s.withToken(s.handleEtcd))
 	mux.HandleFunc("POST "+PathOperation+"{id}/complete", s.withToken(s.handleComplete))
 	mux.HandleFunc("POST "+PathOperation+"{id}/rollback", s.withToken(s.handleRollback))
+	mux.HandleFunc("POST "+PathOperation+"{id}/hooks/{hook}", s.withToken(s.handleHook))
 	mux.HandleFunc("GET "+PathPackage+"{ref...}", s.withToken(s.handlePackage))
 	mux.HandleFunc("GET "+PathBlob+"{digest}", s.withToken(s.handleBlob))
 	mux.HandleFunc("POST "+PathNodes+"{name}/remove", s.handleRemove)

@@ -6,12 +6,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -536,5 +539,54 @@ func TestOperationsLease(t *testing.T) {
 	f.now = f.now.Add(cluster.LeaseDuration + time.Second) // b died holding it
 	if ok, err := a.Acquire(ctx); err != nil || !ok {
 		t.Fatalf("acquire after expiry: %v, %v", ok, err)
+	}
+}
+
+// TestNodeHooksPlanned: a join of a cluster whose running version has
+// node hooks plans them where Gravity ran them, and the service runs only
+// the hooks its plan has.
+func TestNodeHooksPlanned(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	job := &batchv1.Job{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "hook", Image: "registry.local:5000/alpine:3.3"}}}}}}
+	if err := cluster.SaveNodeHooks(ctx, f.clients, cluster.NodeHooks{Jobs: map[string]*batchv1.Job{
+		cluster.HookPreNodeAdd: job, cluster.HookPostNodeAdd: job}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Discover(ctx, f.addr, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Join(ctx, worker("10.0.0.2", "node-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ph := range resp.Plan.Leaves() {
+		got = append(got, ph.ID)
+	}
+	want := []string{"/admit", "/bootstrap/10.0.0.2", "/pull/10.0.0.2", "/preHook", "/system/10.0.0.2", "/wait/10.0.0.2", "/postHook"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("phases %v, want %v", got, want)
+	}
+	if ph, _ := resp.Plan.Find("/preHook"); ph.Type != PhaseHook || ph.Data[DataHook] != cluster.HookPreNodeAdd || ph.Requires[0] != "/pull/10.0.0.2" {
+		t.Errorf("preHook phase %+v", ph)
+	}
+	if err := c.RunHook(ctx, resp.OperationID, cluster.HookPreNodeRemove, io.Discard); err == nil || !strings.Contains(err.Error(), "has no preNodeRemove hook to run") {
+		t.Errorf("a hook the plan lacks: %v", err)
+	}
+
+	// Without node hooks, none is planned.
+	master := ExpandPlan("op", "c", Member{IP: "10.0.0.5", Master: true}, "0.1.0", nil, time.Now())
+	for _, ph := range master.Leaves() {
+		if ph.Type == PhaseHook {
+			t.Errorf("hook phase %s planned without hooks", ph.ID)
+		}
+	}
+	// A master's postNodeAdd runs once its registry is filled.
+	master = ExpandPlan("op", "c", Member{IP: "10.0.0.5", Master: true}, "0.1.0", []string{cluster.HookPostNodeAdd}, time.Now())
+	if l := master.Leaves(); l[len(l)-1].ID != "/postHook" || l[len(l)-1].Requires[0] != "/registry/10.0.0.5" {
+		t.Errorf("master's last phase %+v", l[len(l)-1])
 	}
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
 )
@@ -101,7 +102,7 @@ func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Pl
 		if op.OperationType == OperationShrink && op.Data[DataNode] == name {
 			// A removal that stopped half way (its master died): resume it.
 			s.cfg.Log.Info("resuming the removal", "node", name, "operation", op.OperationID)
-			r := plan.Runner{Store: cluster.OperationStore{Clients: c, ID: op.OperationID}, Executors: s.shrinkExecutors(name, force)}
+			r := plan.Runner{Store: cluster.OperationStore{Clients: c, ID: op.OperationID}, Executors: s.shrinkExecutors(op.OperationID, name, force)}
 			return r.Resume(ctx)
 		}
 		if !force {
@@ -129,13 +130,26 @@ func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Pl
 	leaf := func(typ, id, desc string) *plan.Phase {
 		return &plan.Phase{ID: id, Type: typ, Description: desc, State: plan.Unstarted, Irreversible: true}
 	}
-	phases := []*plan.Phase{leaf(PhaseDrain, "/drain", "Drain node "+name)}
+	hooks, err := s.nodeHooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var phases []*plan.Phase
+	if pre := hookPhase(hooks, cluster.HookPreNodeRemove, "/preHook", name); pre != nil {
+		pre.Irreversible = true
+		phases = append(phases, pre)
+	}
+	phases = append(phases, leaf(PhaseDrain, "/drain", "Drain node "+name))
 	if master {
 		phases = append(phases, leaf(PhaseEtcdRemove, "/etcd", "Remove "+name+" from etcd"))
 	}
 	phases = append(phases, leaf(PhaseForget, "/node", "Remove node "+name+" and free its pod subnet"))
 	if master {
 		phases = append(phases, leaf(PhaseDNS, "/dns", "Make registry.local answer with the masters left"))
+	}
+	if post := hookPhase(hooks, cluster.HookPostNodeRemove, "/postHook", name); post != nil {
+		post.Irreversible = true
+		phases = append(phases, post)
 	}
 	p := &plan.Plan{Version: plan.SchemaVersion, OperationID: newID(), OperationType: OperationShrink,
 		ClusterName: s.cfg.Self.ClusterName, Created: now,
@@ -145,7 +159,7 @@ func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Pl
 	if err := store.Save(ctx, p); err != nil {
 		return nil, err
 	}
-	r := plan.Runner{Store: store, Executors: s.shrinkExecutors(name, force)}
+	r := plan.Runner{Store: store, Executors: s.shrinkExecutors(p.OperationID, name, force)}
 	s.cfg.Log.Info("removing node", "node", name, "master", master, "force", force, "operation", p.OperationID)
 	return r.Resume(ctx)
 }
@@ -159,7 +173,7 @@ func (step) Rollback(context.Context) error {
 	return errors.New("a removal cannot be rolled back: join the node again")
 }
 
-func (s *Service) shrinkExecutors(name string, force bool) plan.Registry {
+func (s *Service) shrinkExecutors(op, name string, force bool) plan.Registry {
 	r := plan.Registry{}
 	fixed := func(f step) plan.Factory { return func(*plan.Phase) (plan.Executor, error) { return f, nil } }
 	r.Register(PhaseDrain, fixed(func(ctx context.Context) error {
@@ -173,6 +187,16 @@ func (s *Service) shrinkExecutors(name string, force bool) plan.Registry {
 	r.Register(PhaseEtcdRemove, fixed(func(ctx context.Context) error { return s.forgetMember(ctx, name) }))
 	r.Register(PhaseForget, fixed(func(ctx context.Context) error { return s.forgetNode(ctx, name) }))
 	r.Register(PhaseDNS, fixed(s.updateDNS))
+	r.Register(PhaseHook, func(ph *plan.Phase) (plan.Executor, error) {
+		return step(func(ctx context.Context) error {
+			out := hook.NewTail(maxHookOutput)
+			if err := s.runNodeHook(ctx, op, ph.Data[DataHook], name, out); err != nil {
+				return fmt.Errorf("%w; its output ends:\n%s", err, out.Last(4096))
+			}
+			s.cfg.Log.Info("node hook done", "hook", ph.Data[DataHook], "node", name, "output", out.Last(4096))
+			return nil
+		}), nil
+	})
 	return r
 }
 

@@ -13,7 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opengravity/gravity/internal/baseimage"
@@ -88,7 +87,10 @@ func (s appStep) Execute(ctx context.Context) error {
 	if s.app == dnsApp {
 		return s.dnsApp(ctx)
 	}
-	return s.userApp(ctx, "install")
+	if err := s.userApp(ctx, "install"); err != nil {
+		return err
+	}
+	return SaveNodeHooks(ctx, s.cfg, s.out)
 }
 
 // Rollback runs the app's uninstall hook when it has one. Without one
@@ -175,6 +177,39 @@ func RunAppHook(ctx context.Context, cfg Config, hookName string, out io.Writer)
 	return true, s.pushAndRun(ctx, h.Job, hookName)
 }
 
+// SaveNodeHooks records in the cluster the node hooks of the app of cfg
+// (cluster.NodeHooks), its resources pushed to every master's registry
+// when it has any: the cluster service runs them from any master. The
+// install's app phase and a finished upgrade call it.
+func SaveNodeHooks(ctx context.Context, cfg Config, out io.Writer) error {
+	s := appStep{step: step{cfg: cfg, out: out}, app: cfg.AppName}
+	app, err := loadApp(cfg)
+	if err != nil {
+		return err
+	}
+	jobs := map[string]*batchv1.Job{}
+	for _, name := range cluster.NodeHookNames {
+		if h, ok := app.Hook(name); ok {
+			jobs[name] = h.Job
+		}
+	}
+	ref := resourcesRef(cfg.AppName, cfg.AppVersion)
+	if len(jobs) > 0 {
+		if err := s.pushResources(ctx, ref); err != nil {
+			return err
+		}
+	}
+	a, err := s.hookApp(cfg.AppName, ref)
+	if err != nil {
+		return err
+	}
+	c, err := s.clients()
+	if err != nil {
+		return err
+	}
+	return cluster.SaveNodeHooks(ctx, c, cluster.NodeHooks{App: a, Jobs: jobs})
+}
+
 // RunToolsJob runs command in the hook tools image as a hook Job of the
 // operation (with its rights), e.g. `helm rollback` where an app has no
 // rollback hook of its own.
@@ -194,6 +229,16 @@ func RunToolsJob(ctx context.Context, cfg Config, hookName string, command []str
 
 // pushAndRun pushes the app's resources image and runs job as its hook.
 func (s appStep) pushAndRun(ctx context.Context, job *batchv1.Job, hookName string) error {
+	ref := resourcesRef(s.cfg.AppName, s.cfg.AppVersion)
+	if err := s.pushResources(ctx, ref); err != nil {
+		return err
+	}
+	return s.runHook(ctx, job, hookName, s.cfg.AppName, ref)
+}
+
+// pushResources pushes the app package's resources image to every
+// master's registry as ref.
+func (s appStep) pushResources(ctx context.Context, ref string) error {
 	st, err := store.Open(s.cfg.PackagesDir())
 	if err != nil {
 		return err
@@ -202,11 +247,7 @@ func (s appStep) pushAndRun(ctx context.Context, job *batchv1.Job, hookName stri
 	if err != nil {
 		return err
 	}
-	ref := resourcesRef(s.cfg.AppName, s.cfg.AppVersion)
-	if err := s.pushToMasters(ctx, ref, img); err != nil {
-		return err
-	}
-	return s.runHook(ctx, job, hookName, s.cfg.AppName, ref)
+	return s.pushToMasters(ctx, ref, img)
 }
 
 // resourcesRef names an app's resources image in the cluster registry.
@@ -239,42 +280,22 @@ func (s appStep) runHook(ctx context.Context, job *batchv1.Job, hookName, app, r
 	if err != nil {
 		return err
 	}
-	tools, err := s.systemImage(baseimage.ImageHookTools)
+	a, err := s.hookApp(app, resources)
 	if err != nil {
 		return err
 	}
-	spec := hook.Spec{
-		Job: job, Hook: hookName, App: app, Namespace: "default",
-		Name:           hookJobName(app, hookName),
-		ResourcesImage: resources, ResourcesSubPath: resourcesSubPath,
-		ToolsImage:  tools,
-		OperationID: s.cfg.OperationID,
-		Env: map[string]string{"GRAVITY_CLUSTER_NAME": s.cfg.ClusterName, "GRAVITY_APP_NAME": app,
-			"GRAVITY_APP_VERSION": s.cfg.AppVersion, "GRAVITY_OPERATION_ID": s.cfg.OperationID,
-			"GRAVITY_HOOK": hookName, "GRAVITY_SERVICE_USER": "1000",
-			"GRAVITY_CLUSTER_PROVIDER": s.cfg.CloudProvider, "GRAVITY_CLUSTER_FLAVOR": s.cfg.Flavor},
-	}
-	if job.Namespace != "" && job.Namespace != "default" && job.Namespace != cluster.Namespace {
-		if err := ensureNamespace(ctx, c, job.Namespace); err != nil {
-			return err
-		}
-	}
-	return hook.Run(ctx, c.Kube, spec, s.out)
+	return a.Run(ctx, c.Kube, job, hookName, s.cfg.OperationID, nil, s.out)
 }
 
-// hookJobName is unique per run, so a resumed or repeated hook never
-// collides with the Job of an earlier attempt (kept for its logs).
-func hookJobName(app, hookName string) string {
-	name := fmt.Sprintf("%s-%s-%s", app, hookName, randomHex(3))
-	return strings.ToLower(strings.TrimLeft(name[max(0, len(name)-63):], "-"))
-}
-
-func ensureNamespace(ctx context.Context, c cluster.Clients, ns string) error {
-	_, err := c.Kube.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
+// hookApp is what app's hooks run with, its resources in the image
+// resources.
+func (s step) hookApp(app, resources string) (hook.App, error) {
+	tools, err := s.systemImage(baseimage.ImageHookTools)
+	if err != nil {
+		return hook.App{}, err
 	}
-	return nil
+	return hook.App{Name: app, Version: s.cfg.AppVersion, Cluster: s.cfg.ClusterName, Provider: s.cfg.CloudProvider,
+		Flavor: s.cfg.Flavor, ResourcesImage: resources, ResourcesSubPath: resourcesSubPath, ToolsImage: tools}, nil
 }
 
 // dnsApp installs CoreDNS from the base image's image with its own

@@ -1,14 +1,13 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/opengravity/gravity/internal/install/agent"
+	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/plan"
 )
 
@@ -82,14 +81,14 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 	if rollback {
 		args = append(args, "--rollback")
 	}
-	tail := &tailBuffer{max: 4096}
+	tail := hook.NewTail(4096)
 	w := io.MultiWriter(o.log, tail)
 	code, err := peer.Run(ctx, agent.Command{Args: args, Stdin: stdin}, w, w)
 	if err != nil {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("on node %s (exit code %d):\n%s", o.node, code, strings.TrimSpace(tail.String()))
+		return fmt.Errorf("on node %s (exit code %d):\n%s", o.node, code, tail.Last(4096))
 	}
 	return nil
 }
@@ -114,20 +113,3 @@ func (a allNodes) each(ctx context.Context, rollback bool) error {
 
 func (a allNodes) Execute(ctx context.Context) error  { return a.each(ctx, false) }
 func (a allNodes) Rollback(ctx context.Context) error { return a.each(ctx, true) }
-
-// tailBuffer keeps the last max bytes written: the end of a failed
-// phase's output goes into its error.
-type tailBuffer struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return t.buf.String() }

@@ -132,26 +132,6 @@ func TestRuntimeNode(t *testing.T) {
 	}
 }
 
-func TestHookJobName(t *testing.T) {
-	a, b := hookJobName("cluster-image", "install"), hookJobName("cluster-image", "install")
-	if a == b || !strings.HasPrefix(a, "cluster-image-install-") {
-		t.Errorf("names %q %q: want unique, prefixed", a, b)
-	}
-	long := hookJobName(strings.Repeat("x", 80), "install")
-	if len(long) > 63 || strings.HasPrefix(long, "-") {
-		t.Errorf("long name %q", long)
-	}
-}
-
-func TestTailBuffer(t *testing.T) {
-	tb := &tailBuffer{max: 5}
-	tb.Write([]byte("abc"))
-	tb.Write([]byte("defgh"))
-	if got := tb.String(); got != "defgh" {
-		t.Errorf("tail %q", got)
-	}
-}
-
 func TestCheckToken(t *testing.T) {
 	for _, tc := range []struct{ token, err string }{
 		{token: ""},

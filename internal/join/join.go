@@ -158,8 +158,7 @@ func Join(ctx context.Context, o Options) error {
 // resume reconnects to the cluster the join started with and runs the
 // rest of its plan.
 func resume(ctx context.Context, o Options, rec *record, p printer, start time.Time) error {
-	peers := append([]string{rec.Peer}, o.Peers...)
-	c, err := connect(ctx, peers, rec.Token)
+	c, err := rec.connect(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -188,6 +187,37 @@ func run(ctx context.Context, o Options, rec *record, c *clusterservice.Client, 
 	p.say("Operation has completed")
 	p.say("Joined cluster in %v", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// peers are the masters a pending join may continue with: the one it
+// started with, those named now, then every master the cluster had when
+// it admitted the node, so that the join goes on when its first master is
+// gone.
+func (r *record) peers(extra []string) []string {
+	out := append([]string{r.Peer}, extra...)
+	for _, m := range r.Node.Masters {
+		if m.IP != r.Node.Self.IP && !slices.Contains(out, m.IP) && !slices.Contains(out, clusterservice.ServiceAddr(m.IP)) {
+			out = append(out, m.IP)
+		}
+	}
+	return out
+}
+
+// connect reaches a master of the pending join's cluster and, when it is
+// not the one the join started with, continues with it from then on (the
+// registry step copies from it).
+func (r *record) connect(ctx context.Context, o Options) (*clusterservice.Client, error) {
+	c, err := connect(ctx, r.peers(o.Peers), r.Token)
+	if err != nil {
+		return nil, err
+	}
+	if c.Addr != r.Peer {
+		r.Peer = c.Addr
+		if err := r.save(o.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // connect discovers the first peer that answers with a CA the token

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,7 +56,7 @@ func clientTLS(n config.Node, pair string) (*tls.Config, error) {
 func remove(ctx context.Context, addrs []string, tlsCfg *tls.Config, name string, force bool) (*plan.Plan, error) {
 	var errs []string
 	for _, a := range addrs {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		cctx, cancel := context.WithTimeout(ctx, clusterservice.RemoveTimeout)
 		p, err := clusterservice.Remove(cctx, clusterservice.ServiceAddr(a), tlsCfg, name, force)
 		cancel()
 		if err == nil {

@@ -67,7 +67,7 @@ func reconnect(ctx context.Context, o Options) (*record, *clusterservice.Client,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := connect(ctx, append([]string{rec.Peer}, o.Peers...), rec.Token)
+	c, err := rec.connect(ctx, o)
 	if err != nil {
 		return rec, nil, err
 	}

@@ -2,9 +2,9 @@ package join
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +17,6 @@ import (
 
 	"github.com/opengravity/gravity/internal/clusterservice"
 	"github.com/opengravity/gravity/internal/install"
-	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/kube"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
@@ -87,20 +86,12 @@ func (s registryStep) Execute(ctx context.Context) error {
 		return err
 	}
 	p := rn.Paths()
-	pair, err := tls.LoadX509KeyPair(p.Cert(pki.RegistryPusher), p.Key(pki.RegistryPusher))
+	cfg, err := pki.ClientTLS(p.Cert(pki.RegistryPusher), p.Key(pki.RegistryPusher), p.Cert(pki.ClusterCAName))
 	if err != nil {
-		return err
+		return fmt.Errorf("registry pusher: %w", err)
 	}
-	caPEM, err := os.ReadFile(p.Cert(pki.ClusterCAName))
-	if err != nil {
-		return err
-	}
-	pool, err := jointoken.Pool(caPEM)
-	if err != nil {
-		return err
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool,
-		ServerName: pki.RegistryHost, MinVersion: tls.VersionTLS12}}
+	cfg.ServerName = pki.RegistryHost
+	tr := &http.Transport{TLSClientConfig: cfg}
 	host, _, err := net.SplitHostPort(s.from)
 	if err != nil {
 		return err
@@ -124,6 +115,7 @@ const (
 	typeWait      = clusterservice.PhaseWait
 	typeEtcd      = clusterservice.PhaseEtcd
 	typeRegistry  = clusterservice.PhaseRegistry
+	typeHook      = clusterservice.PhaseHook
 )
 
 // installConfig is the install operation's view of this node, which
@@ -204,8 +196,27 @@ func executors(stateDir string, rec *record, c *clusterservice.Client, st plan.S
 	r.Register(typeRegistry, func(*plan.Phase) (plan.Executor, error) {
 		return registryStep{cfg: cfg, ip: ip, from: rec.Peer}, nil
 	})
+	r.Register(typeHook, func(ph *plan.Phase) (plan.Executor, error) {
+		return hookStep{c: c, op: rec.OperationID, hook: ph.Data[clusterservice.DataHook], out: out}, nil
+	})
 	return r
 }
+
+// hookStep has the cluster service run one of the application's node
+// hooks for this join (a Job in the cluster; this node has no rights to
+// run it), its output shown here.
+type hookStep struct {
+	c        *clusterservice.Client
+	op, hook string
+	out      io.Writer
+}
+
+func (h hookStep) Execute(ctx context.Context) error { return h.c.RunHook(ctx, h.op, h.hook, h.out) }
+
+// Rollback: a node hook's effects are the application's, as in Gravity,
+// which undid none; the join's rollback takes the node out, which the
+// preNodeRemove/postNodeRemove hooks do not see either.
+func (hookStep) Rollback(context.Context) error { return nil }
 
 // admitStep is the cluster's side of the join: done by the service when
 // it admitted the node; undone by it too (the Node object and the pod

@@ -30,7 +30,7 @@ func TestLoadValid(t *testing.T) {
 			hooks: []hook{{"install", "install.yaml", "install"}}},
 		{dir: "v2", locator: "gravitational.io/cluster-image:0.0.2", base: "gravity:0.1.0",
 			hooks: []hook{{"install", "install.yaml", "install"}, {"update", "upgrade.yaml", "upgrade"}}},
-		{dir: "full", locator: "example.com/full-image:1.2.3-rc.1+build.5", base: "gravity:0.1.0", warnings: 43},
+		{dir: "full", locator: "example.com/full-image:1.2.3-rc.1+build.5", base: "gravity:0.1.0", warnings: 34},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {

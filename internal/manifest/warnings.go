@@ -20,7 +20,16 @@ var ImplementedFields = []string{
 	"metadata.repository",
 	"baseImage",
 	"hooks.install.job",
+	"hooks.uninstall.job",
+	"hooks.preUpdate.job",
 	"hooks.update.job",
+	"hooks.postUpdate.job",
+	"hooks.rollback.job",
+	"hooks.postRollback.job",
+	"hooks.preNodeAdd.job",
+	"hooks.postNodeAdd.job",
+	"hooks.preNodeRemove.job",
+	"hooks.postNodeRemove.job",
 }
 
 const notImplementedMsg = "has no effect yet: accepted for compatibility, ignored by this version"

@@ -362,24 +362,30 @@ func run(ctx context.Context, o Options, f func(*plan.Runner) (*plan.Plan, error
 	if err != nil {
 		return err
 	}
-	return finish(ctx, o, l.clients, p)
+	return finish(ctx, o, l, p)
 }
 
 // finish: a completed upgrade leaves the cluster on the new version, a
 // rolled back one on the old; both active, and this node's record gone.
-func finish(ctx context.Context, o Options, c cluster.Clients, p *plan.Plan) error {
-	var version string
+func finish(ctx context.Context, o Options, l local, p *plan.Plan) error {
+	c := l.clients
+	var version, pkg string
 	switch p.State() {
 	case plan.Completed:
-		version = p.Data[dataTo]
+		version, pkg = p.Data[dataTo], p.Data[dataToPackage]
 	case plan.RolledBack:
-		version = p.Data[dataFrom]
+		version, pkg = p.Data[dataFrom], p.Data[dataFromPackage]
 	default:
 		return nil
 	}
 	info, err := cluster.LoadInfo(ctx, c)
 	if err != nil {
 		return err
+	}
+	// The node hooks that joins and removals run are the version's the
+	// cluster runs now.
+	if err := install.SaveNodeHooks(ctx, appConfig(o.StateDir, l.node, info, pkg, version, p.OperationID), io.Discard); err != nil {
+		return fmt.Errorf("recording the node hooks of %s %s: %w", info.App, version, err)
 	}
 	info.AppVersion, info.State = version, "active"
 	if err := cluster.SaveInfo(ctx, c, info); err != nil {

@@ -171,7 +171,25 @@ func testRemove(t *testing.T, c *haCluster) {
 	t.Logf("a worker's registry endpoints dropped the removed master after %v", time.Since(removed).Round(time.Second))
 	h3.mustRun("gravity", "leave", "--force")
 	h3.assertClean()
-	c.join(t, "h3")
+	out = c.join(t, "h3")
+	if !strings.Contains(out, "Run the application's preNodeAdd hook for node "+h3.h.IP.String()) ||
+		!strings.Contains(out, "postNodeAdd ran for "+h3.h.IP.String()) {
+		t.Errorf("the re-join did not show its node hooks")
+	}
+	// The upgraded version's node hooks ran from the cluster, each once,
+	// for the node it was about.
+	cms := h2.mustRun("kubectl", "get", "configmaps", "-n", "default", "-o", "name")
+	for _, want := range []string{"preNodeRemove-" + h5.h.IP.String(), "postNodeRemove-" + h5.h.IP.String(),
+		"preNodeRemove-" + h3.h.IP.String(), "postNodeRemove-" + h3.h.IP.String(),
+		"preNodeAdd-" + h3.h.IP.String(), "postNodeAdd-" + h3.h.IP.String()} {
+		name := "configmap/node-hook-" + strings.NewReplacer(".", "-").Replace(strings.ToLower(want))
+		if !strings.Contains(cms, name+"\n") {
+			t.Errorf("no %s: the hook did not run\n%s", name, cms)
+		}
+	}
+	if n := strings.Count(cms, "configmap/node-hook-"); n != 6 {
+		t.Errorf("%d node hook runs, want 6:\n%s", n, cms)
+	}
 }
 
 // registryHosts is containerd's list of registry.local's endpoints.
@@ -273,11 +291,12 @@ func testWorkersJoin(t *testing.T, c *haCluster) {
 // etcdctl is the runtime's, in its version's directory.
 var etcdctl = config.VersionBinDir(version.Version) + "/etcdctl"
 
-// testUpgradeNodes: the walkthrough's ./upgrade on h1 of the five-node
-// cluster puts the new gravity on every node, the others through their
-// agents; a node's agent runs nothing for anyone else.
+// testUpgradeNodes: ./upgrade on h1 of the five-node cluster puts the new
+// gravity on every node, the others through their agents; a node's agent
+// runs nothing for anyone else. The new version is the walkthrough's v2
+// with node hooks, which the removals and the join after it run.
 func testUpgradeNodes(t *testing.T, c *haCluster) {
-	v2 := c.unpack("v2", c.buildImage(filepath.Join(repo, "examples/gravity101/v2"), "v2"))
+	v2 := c.unpack("v2", c.buildImage(filepath.Join(repo, "test/e2e/testdata/nodehooks"), "v2"))
 	hosts := []*installHost{c.installHost}
 	for _, name := range []string{"h2", "h3", "h4", "h5"} {
 		hosts = append(hosts, c.hosts[name])

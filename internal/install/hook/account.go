@@ -44,14 +44,19 @@ type account struct{ ns, name string }
 // context is done.
 const revokeTimeout = 30 * time.Second
 
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
 // grant creates a run's service account in ns and binds it to ClusterRole.
 // On error nothing is left.
 func grant(ctx context.Context, cs *kube.Client, s Spec, ns string) (account, error) {
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		return account{}, err
-	}
-	a := account{ns: ns, name: accountPrefix + hex.EncodeToString(b)}
+	a := account{ns: ns, name: accountPrefix + randomHex(8)}
 	labels := s.labels()
 	labels[LabelAccount] = a.name
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: a.name, Namespace: ns, Labels: labels}}

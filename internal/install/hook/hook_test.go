@@ -339,3 +339,26 @@ func TestCheckServiceAccount(t *testing.T) {
 		})
 	}
 }
+
+func TestJobName(t *testing.T) {
+	a, b := JobName("cluster-image", "install"), JobName("cluster-image", "install")
+	if a == b || !strings.HasPrefix(a, "cluster-image-install-") {
+		t.Errorf("names %q %q: want unique, prefixed", a, b)
+	}
+	long := JobName(strings.Repeat("x", 80), "install")
+	if len(long) > 63 || strings.HasPrefix(long, "-") {
+		t.Errorf("long name %q", long)
+	}
+}
+
+func TestTail(t *testing.T) {
+	tb := NewTail(5)
+	tb.Write([]byte("abc"))
+	tb.Write([]byte("defgh"))
+	if got := tb.String(); got != "defgh" {
+		t.Errorf("tail %q", got)
+	}
+	if got := tb.Last(2); got != "gh" {
+		t.Errorf("last %q", got)
+	}
+}
