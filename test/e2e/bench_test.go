@@ -162,6 +162,7 @@ func BenchmarkJoin(b *testing.B) {
 		b.ReportMetric(float64(byName["gravity runtime cluster-service"].rss)/(1<<20), "MiB-cluster-service-rss")
 		_, byName = hostMemory(b, w.h.Path("/proc"))
 		b.ReportMetric(float64(byName["gravity runtime api-lb"].rss)/(1<<20), "MiB-api-lb-rss")
+		b.ReportMetric(float64(byName["gravity runtime agent"].rss)/(1<<20), "MiB-agent-rss")
 
 		_, _ = ih.run("kill", "-9", "-1")
 		down := time.Now()

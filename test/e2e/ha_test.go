@@ -331,6 +331,34 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 		}
 	}
 
+	// Reversible across nodes: the completed upgrade rolled back puts every
+	// node's old gravity back through the same agents; then forward again.
+	upgraded := map[*installHost]string{}
+	for _, h := range hosts {
+		upgraded[h] = inode(h)
+	}
+	start = time.Now()
+	out = c.mustRun("gravity", "upgrade", "--rollback-last")
+	t.Logf("upgrade --rollback-last on five nodes (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if st := c.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.1") {
+		t.Errorf("gravity status after --rollback-last:\n%s", st)
+	}
+	for _, h := range hosts {
+		if inode(h) == upgraded[h] {
+			t.Errorf("%s: --rollback-last did not put the old gravity back", h.h.IP)
+		}
+		if h != c.installHost {
+			if log := h.mustRun("cat", "/var/log/gravity/agent.log"); !strings.Contains(log, "rollback=true") {
+				t.Errorf("%s: the agent ran no rollback:\n%s", h.h.IP, log)
+			}
+		}
+	}
+	out = c.mustRun(filepath.Join(v2, "upgrade"))
+	if !strings.Contains(out, "Upgrade to 0.0.2 completed in") {
+		t.Fatalf("./upgrade after the rollback:\n%s", out)
+	}
+	p = c.clusterPlan()
+
 	// Only a master's agent-client identity has an agent run anything, and
 	// only phases the cluster's record has for that node, in progress.
 	h4, h5 := c.hosts["h4"], c.hosts["h5"]
