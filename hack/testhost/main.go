@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/testhost"
 )
 
@@ -50,10 +51,16 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 		hosts := fs.Int("hosts", 2, "number of hosts (named h1, h2, ...)")
 		subnet := fs.String("subnet", testhost.DefaultSubnet, "bridge subnet")
 		route := fs.Bool("default-route", false, "give hosts a default route via the bridge (egress is dropped and counted)")
+		// Without it, a pod's packets to a pod on another host (and the API
+		// server's replies to a pod there) would be dropped as egress.
+		routed := fs.String("routed", config.DefaultPodCIDR, "networks inside the hosts that pass between them, comma-separated (the cluster's pod network); empty for none")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, err
 		}
 		opts := testhost.Options{Prefix: *prefix, Subnet: *subnet, WorkDir: *workDir, DefaultRoute: *route}
+		if *routed != "" {
+			opts.Routed = strings.Split(*routed, ",")
+		}
 		return 0, up(ctx, opts, *hosts)
 	case "run":
 		if err := fs.Parse(args[1:]); err != nil {

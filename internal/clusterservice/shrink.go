@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/apilb"
+	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
 // OperationShrink is the type of a node's removal, as Gravity named it.
@@ -27,6 +30,10 @@ const (
 	PhaseEtcdRemove = "shrink-etcd"
 	PhaseForget     = "shrink-node"
 	PhaseDNS        = "shrink-dns"
+	// PhaseEndpoints waits for the kubernetes service to drop a removed
+	// master's API server, which can no longer read etcd: a pod sent there
+	// (a node hook's Job) would have its token refused.
+	PhaseEndpoints = "shrink-endpoints"
 )
 
 // RemoveRequest asks the service to take a node out of the cluster.
@@ -141,7 +148,8 @@ func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Pl
 	}
 	phases = append(phases, leaf(PhaseDrain, "/drain", "Drain node "+name))
 	if master {
-		phases = append(phases, leaf(PhaseEtcdRemove, "/etcd", "Remove "+name+" from etcd"))
+		phases = append(phases, leaf(PhaseEtcdRemove, "/etcd", "Remove "+name+" from etcd"),
+			leaf(PhaseEndpoints, "/endpoints", "Take the API server of "+name+" out of the kubernetes service"))
 	}
 	phases = append(phases, leaf(PhaseForget, "/node", "Remove node "+name+" and free its pod subnet"))
 	if master {
@@ -187,6 +195,7 @@ func (s *Service) shrinkExecutors(op, name string, force bool) plan.Registry {
 	r.Register(PhaseEtcdRemove, fixed(func(ctx context.Context) error { return s.forgetMember(ctx, name) }))
 	r.Register(PhaseForget, fixed(func(ctx context.Context) error { return s.forgetNode(ctx, name) }))
 	r.Register(PhaseDNS, fixed(s.updateDNS))
+	r.Register(PhaseEndpoints, fixed(func(ctx context.Context) error { return s.dropAPIServer(ctx, name) }))
 	r.Register(PhaseHook, func(ph *plan.Phase) (plan.Executor, error) {
 		return step(func(ctx context.Context) error {
 			out := hook.NewTail(maxHookOutput)
@@ -235,3 +244,39 @@ func memberHealthy(ctx context.Context, cli *clientv3.Client, endpoint string) b
 	_, err := cli.Status(ctx, endpoint)
 	return err == nil
 }
+
+// apiServerDropTimeout bounds the wait for the endpoint reconciler: the
+// master lease it reads lasts 15 s, and it runs every 10 s.
+const apiServerDropTimeout = 90 * time.Second
+
+// dropAPIServer deletes removed master ip's lease, which its API server
+// can no longer renew (its etcd member is gone), so that the other API
+// servers take it out of the kubernetes service at once rather than when
+// the lease runs out, and waits until they have.
+func (s *Service) dropAPIServer(ctx context.Context, ip string) error {
+	if cli, err := s.etcd(ctx); err == nil {
+		_, err = cli.Delete(ctx, masterLeasePrefix+ip)
+		cli.Close()
+		if err != nil {
+			s.cfg.Log.Warn("deleting the master lease", "node", ip, "error", err.Error())
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, apiServerDropTimeout)
+	defer cancel()
+	backend := net.JoinHostPort(ip, fmt.Sprint(config.APIServerPort))
+	for {
+		servers, err := apilb.APIServers(ctx, s.cfg.Clients.Dynamic)
+		if err == nil && !slices.Contains(servers, backend) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the kubernetes service still lists the API server of %s (%v)", ip, servers)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// masterLeasePrefix is where API servers keep the leases the endpoint
+// reconciler reads (under the default --etcd-prefix).
+const masterLeasePrefix = "/registry/masterleases/"

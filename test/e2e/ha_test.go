@@ -142,6 +142,13 @@ func testRemove(t *testing.T, c *haCluster) {
 	h2.mustFail("not confirmed", "sh", "-c", "echo n | gravity remove h3")
 	out = h2.mustRun("gravity", "remove", "h3", "--confirm")
 	t.Logf("gravity remove h3:\n%s", out)
+	// Its API server is out of the kubernetes service before the removal
+	// ends (a pod sent there would have its token refused), not when its
+	// lease runs out.
+	if eps := h2.mustRun("kubectl", "get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes",
+		"-o", "jsonpath={.items[*].endpoints[*].addresses}"); strings.Contains(eps, h3.h.IP.String()+`"`) {
+		t.Errorf("the kubernetes service still lists the removed master: %s", eps)
+	}
 	if got := h2.mustRun("kubectl", "get", "nodes", "-o", "name"); strings.Contains(got, h3.h.IP.String()) || strings.Contains(got, h5.h.IP.String()) {
 		t.Errorf("removed nodes still listed:\n%s", got)
 	}
