@@ -126,14 +126,15 @@ func podNetworkCommand() *cobra.Command {
 	return cmd
 }
 
+// clientFrom is a client with a runtime component's kubeconfig.
 func clientFrom(kubeconfig string) (*kube.Client, error) {
 	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("pod network agent: %w", err)
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	c, err := kube.New(rest)
 	if err != nil {
-		return nil, fmt.Errorf("pod network agent: %w", err)
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	return c, nil
 }
