@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -195,5 +196,25 @@ func TestReadStatus(t *testing.T) {
 	want := []Endpoint{{Name: "Kubernetes API", URLs: []string{"https://10.0.0.1:6443"}}}
 	if !reflect.DeepEqual(st.Endpoints, want) || len(asked) != 2 {
 		t.Errorf("endpoints %+v (asked %v), want only the API, which answered", st.Endpoints, asked)
+	}
+}
+
+// TestMasterIPs: the masters are the control-plane nodes the cluster has
+// now, sorted, whatever a node's config says.
+func TestMasterIPs(t *testing.T) {
+	node := func(name string, master bool) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+		if master {
+			n.Labels["node-role.kubernetes.io/control-plane"] = ""
+		}
+		return n
+	}
+	c := fakeClients(t, node("10.0.0.3", true), node("10.0.0.1", true), node("10.0.0.2", false), node("10.0.0.10", true))
+	got, err := MasterIPs(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[10.0.0.1 10.0.0.10 10.0.0.3]" {
+		t.Errorf("masters %v", got)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -251,4 +253,23 @@ func HTTPProbe(client *http.Client, path string) func(ctx context.Context, url s
 		}
 		return nil
 	}
+}
+
+// MasterIPs are the cluster's masters now: the addresses of the nodes with
+// the control-plane role (nodes are named by their address), sorted. A
+// node's config lists the masters it was installed or joined with, which
+// joins and removals since may have changed.
+func MasterIPs(ctx context.Context, c Clients) ([]net.IP, error) {
+	nodes, err := c.Kube.Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		return nil, fmt.Errorf("listing masters: %w", err)
+	}
+	var out []net.IP
+	for _, n := range nodes.Items {
+		if ip := net.ParseIP(n.Name); ip != nil {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, func(a, b net.IP) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
 }

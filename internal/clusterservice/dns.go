@@ -5,26 +5,17 @@ import (
 	"fmt"
 	"net"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/runtime/config"
-	"github.com/opengravity/gravity/internal/runtime/podnet"
 )
 
 // masterIPs are the control-plane nodes' addresses, sorted.
 func (s *Service) masterIPs(ctx context.Context) ([]net.IP, error) {
-	nodes, err := s.cfg.Clients.Kube.Nodes().List(ctx, metav1.ListOptions{LabelSelector: labelControlPlane})
-	if err != nil {
-		return nil, fmt.Errorf("listing masters: %w", err)
-	}
-	ptrs := make([]*corev1.Node, len(nodes.Items))
-	for i := range nodes.Items {
-		ptrs[i] = &nodes.Items[i]
-	}
-	return podnet.Masters(ptrs), nil
+	return cluster.MasterIPs(ctx, s.cfg.Clients)
 }
 
 // updateDNS makes registry.local answer with every master in the cluster

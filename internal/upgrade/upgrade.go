@@ -122,7 +122,7 @@ type local struct {
 	clients cluster.Clients
 }
 
-func connect(stateDir string) (local, error) {
+func connect(ctx context.Context, stateDir string) (local, error) {
 	n, err := install.LocalNode(stateDir)
 	if err != nil {
 		return local{}, err
@@ -132,6 +132,11 @@ func connect(stateDir string) (local, error) {
 	}
 	c, err := install.Clients(install.AdminKubeconfig(n))
 	if err != nil {
+		return local{}, err
+	}
+	// Every master's registry gets the new images and resources: the
+	// cluster's masters now, not those this node's config started with.
+	if n.MasterIPs, err = cluster.MasterIPs(ctx, c); err != nil {
 		return local{}, err
 	}
 	return local{node: n, clients: c}, nil
@@ -198,7 +203,7 @@ func Start(ctx context.Context, o Options) error {
 	if err := unfinished(o.StateDir); err != nil {
 		return err
 	}
-	l, err := connect(o.StateDir)
+	l, err := connect(ctx, o.StateDir)
 	if err != nil {
 		return err
 	}
@@ -333,7 +338,7 @@ func run(ctx context.Context, o Options, f func(*plan.Runner) (*plan.Plan, error
 		return err
 	}
 	defer unlock()
-	l, err := connect(o.StateDir)
+	l, err := connect(ctx, o.StateDir)
 	if err != nil {
 		return err
 	}
@@ -491,7 +496,7 @@ func RollbackLast(ctx context.Context, o Options) error {
 	if err := unfinished(o.StateDir); err != nil {
 		return err
 	}
-	l, err := connect(o.StateDir)
+	l, err := connect(ctx, o.StateDir)
 	if err != nil {
 		return err
 	}

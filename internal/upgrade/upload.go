@@ -25,7 +25,7 @@ func Upload(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	l, err := connect(o.StateDir)
+	l, err := connect(ctx, o.StateDir)
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,10 @@ func waitUntil(t *testing.T, what string, d time.Duration, ok func() bool) time.
 // runtime starts again and it is Ready with nothing lost.
 func testMasterDown(t *testing.T, c *haCluster) {
 	h1, h2, h4 := c.h.IP.String(), c.hosts["h2"], c.hosts["h4"]
+	// A join that h1 admitted is killed half way, then h1 goes down.
+	h6 := c.host(t, "h6")
+	joinArgs := []string{"join", h1, "--token=" + c.token}
+	h6.killDuring("/pull/"+h6.h.IP.String(), "/root/gravity", joinArgs...)
 	_, _ = c.run("kill", "-9", "-1")
 	down := time.Now()
 	took := waitUntil(t, "kubectl get nodes on h2", 30*time.Second, func() bool {
@@ -117,6 +121,20 @@ func testMasterDown(t *testing.T, c *haCluster) {
 		return out == "2"
 	})
 	t.Logf("a new Deployment was available %v later (%v after h1 went down)", took.Round(time.Millisecond), time.Since(down).Round(time.Second))
+
+	// The killed join, run again: it goes on with another master. Once
+	// Kubernetes too sees h1 down, so that the join's hook Jobs are not
+	// scheduled there.
+	waitUntil(t, "h1 NotReady", 2*time.Minute, func() bool {
+		out, _ := h2.run("kubectl", "get", "node", h1, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return out != "True" && out != ""
+	})
+	start := time.Now()
+	out := h6.mustRun("/root/gravity", joinArgs...)
+	t.Logf("h6: gravity join again, h1 down (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if !strings.Contains(out, "Joined cluster in") || strings.Contains(out, "Connected to existing cluster at "+h1) {
+		t.Errorf("h6's join did not go on with another master")
+	}
 
 	// h1 comes back.
 	c.mustRun("gravity", "runtime", "start", "--config", "/var/lib/gravity/config/node.yaml")
@@ -186,7 +204,9 @@ func testRemove(t *testing.T, c *haCluster) {
 	// The upgraded version's node hooks ran from the cluster, each once,
 	// for the node it was about.
 	cms := h2.mustRun("kubectl", "get", "configmaps", "-n", "default", "-o", "name")
-	for _, want := range []string{"preNodeRemove-" + h5.h.IP.String(), "postNodeRemove-" + h5.h.IP.String(),
+	h6 := c.hosts["h6"].h.IP.String()
+	for _, want := range []string{"preNodeAdd-" + h6, "postNodeAdd-" + h6,
+		"preNodeRemove-" + h5.h.IP.String(), "postNodeRemove-" + h5.h.IP.String(),
 		"preNodeRemove-" + h3.h.IP.String(), "postNodeRemove-" + h3.h.IP.String(),
 		"preNodeAdd-" + h3.h.IP.String(), "postNodeAdd-" + h3.h.IP.String()} {
 		name := "configmap/node-hook-" + strings.NewReplacer(".", "-").Replace(strings.ToLower(want))
@@ -194,8 +214,8 @@ func testRemove(t *testing.T, c *haCluster) {
 			t.Errorf("no %s: the hook did not run\n%s", name, cms)
 		}
 	}
-	if n := strings.Count(cms, "configmap/node-hook-"); n != 6 {
-		t.Errorf("%d node hook runs, want 6:\n%s", n, cms)
+	if n := strings.Count(cms, "configmap/node-hook-"); n != 8 {
+		t.Errorf("%d node hook runs, want 8:\n%s", n, cms)
 	}
 }
 
