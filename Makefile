@@ -18,7 +18,7 @@ EXAMPLE_IMAGES := $(BUILD)/example-images
 # The state dir the demo and example images use (tele's default is ~/.gravity).
 STATE_DIR ?= $(HOME)/.gravity
 
-.PHONY: all binaries base deps example-images demo demo-down test test-e2e bench cis fuzz vet runtime clean FORCE
+.PHONY: all binaries base base-next deps example-images demo demo-down test test-e2e bench cis fuzz vet runtime clean FORCE
 
 # The runtime comes first: the base image carries it (RUNTIME_BIN is read
 # when make starts, so base is made by a second make once it exists).
@@ -54,6 +54,25 @@ $(BASE): $(BUILD)/gravity versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/gravity -version $(GRAVITY_VERSION) \
 		-kubernetes $(KUBERNETES_VERSION) -o $@ \
 		$(if $(RUNTIME_BIN),-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -helm-compat $(BUILD)/helm -coredns-version $(COREDNS_VERSION:v%=%))
+
+# The same runtime as a base image of the next version, with the gravity of
+# that version: what the end-to-end tests upgrade a cluster's runtime to
+# (each node switched to /usr/lib/gravity/$(NEXT_VERSION), every component
+# restarted) without a second Kubernetes build. Made by a second make, as
+# base is.
+NEXT_VERSION := 0.1.1
+NEXT_BASE    := $(BUILD)/base-images/gravity-$(NEXT_VERSION).tar
+base-next: $(NEXT_BASE)
+
+$(BUILD)/next/gravity: FORCE
+	@mkdir -p $(dir $@)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(subst Version=$(GRAVITY_VERSION),Version=$(NEXT_VERSION),$(LDFLAGS))' -o $@.new ./cmd/gravity
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(NEXT_BASE): $(BUILD)/next/gravity versions.mk $(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/next/gravity -version $(NEXT_VERSION) \
+		-kubernetes $(KUBERNETES_VERSION) -o $@ \
+		-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -helm-compat $(BUILD)/helm -coredns-version $(COREDNS_VERSION:v%=%)
 
 # Runnable stand-ins for the walkthrough's images, built once as OCI archives
 # and loaded into the state dir on every run, as on an air-gapped build box.
@@ -116,12 +135,14 @@ BENCH_IMAGE_MB ?= 1024
 # (root; the runtime takes about 30 min cold, a minute with Go's cache
 # warm). `make test` runs them too when GRAVITY_E2E=1, as .ci/run does.
 test-e2e: deps all example-images $(BUILD)/testhost
+	@$(MAKE) --no-print-directory base-next
 	$(GO) test -tags e2e -count=1 -v -timeout 30m ./test/e2e
 
 bench: deps all example-images
 	$(GO) run ./hack/bench -tele $(TELE) -state-dir $(STATE_DIR)
 	GRAVITY_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -run='^$$' -bench=BenchmarkVendorThroughput -benchtime=1x ./internal/vendor
 	$(GO) test -run='^$$' -bench=BenchmarkWrite -benchtime=3x ./internal/clusterimage
+	@$(MAKE) --no-print-directory base-next
 	@if [ "$$(id -u)" = 0 ]; then $(GO) test -tags e2e -run='^$$' -bench='BenchmarkRuntime|BenchmarkInstall|BenchmarkJoin|BenchmarkUpgrade' -benchtime=1x -v ./test/e2e; \
 	else echo "bench: the runtime figures need root (test hosts)"; fi
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cis; fi

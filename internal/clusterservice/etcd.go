@@ -25,13 +25,19 @@ type EtcdResponse struct {
 // etcd connects to the cluster's etcd through this master's member, as
 // the API server does (its etcd client certificate).
 func (s *Service) etcd(ctx context.Context) (*clientv3.Client, error) {
-	p := s.cfg.Self.Paths()
+	return EtcdClient(ctx, s.cfg.Self)
+}
+
+// EtcdClient reaches the etcd member of master self with the API server's
+// etcd client certificate.
+func EtcdClient(ctx context.Context, self config.Node) (*clientv3.Client, error) {
+	p := self.Paths()
 	cfg, err := pki.ClientTLS(p.Cert(pki.APIServerEtcdClient), p.Key(pki.APIServerEtcdClient), p.Cert(pki.EtcdCAName))
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	return clientv3.New(clientv3.Config{Context: ctx, DialTimeout: 10 * time.Second,
-		Endpoints: []string{"https://" + net.JoinHostPort(s.cfg.Self.IP.String(), fmt.Sprint(config.EtcdClientPort))},
+		Endpoints: []string{"https://" + net.JoinHostPort(self.IP.String(), fmt.Sprint(config.EtcdClientPort))},
 		TLS:       cfg})
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -274,7 +275,9 @@ func (s *Service) response(p *plan.Plan, self Member, info cluster.Info, nodes [
 // RuntimePackage is the runtime package's name in the store.
 const RuntimePackage = "gravitational.io/runtime"
 
-// baseVersion is the version of the runtime package this master serves.
+// baseVersion is the version of the runtime package this master serves: the
+// one it runs itself (its bin dir, /usr/lib/gravity/<version>/bin), which
+// after an upgrade is one of several in its store.
 func (s *Service) baseVersion() (string, error) {
 	if s.cfg.Packages == nil {
 		return "", errors.New("this master has no package store to serve a joining node from")
@@ -283,12 +286,20 @@ func (s *Service) baseVersion() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	own := filepath.Base(filepath.Dir(s.cfg.Self.BinDir))
+	var found []string
 	for _, e := range entries {
 		if v, ok := strings.CutPrefix(e.Ref, RuntimePackage+":"); ok {
-			return v, nil
+			if v == own {
+				return v, nil
+			}
+			found = append(found, v)
 		}
 	}
-	return "", errors.New("this master's package store holds no runtime package")
+	if len(found) == 1 && s.cfg.Self.BinDir == "" {
+		return found[0], nil
+	}
+	return "", fmt.Errorf("this master's package store holds no runtime package of the version it runs (%s; it has %v)", own, found)
 }
 
 // handleCerts signs the joining node's certificate requests, with the
@@ -462,13 +473,11 @@ func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
 
 // drain cordons the node and deletes its pods, so that their controllers
 // start them elsewhere before the node goes.
+// Unlike an upgrade's drain (cluster.Drain), it does not wait for the pods
+// to end: the node may be dead, and it is leaving either way.
 func (s *Service) drain(ctx context.Context, name string) error {
-	patch := []byte(`{"spec":{"unschedulable":true}}`)
-	if _, err := s.cfg.Clients.Kube.Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("cordoning node %s: %w", name, err)
+	if err := cluster.Cordon(ctx, s.cfg.Clients, name, true); err != nil {
+		return err
 	}
 	pods, err := s.cfg.Clients.Kube.Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
 	if err != nil {

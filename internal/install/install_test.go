@@ -163,10 +163,10 @@ func TestPinnedImage(t *testing.T) {
 		{Ref: "registry.local:5000/alpine:3.3", Digest: "sha256:aaa"},
 		{Ref: "registry.local:5000/gravitational/pause:0.1.0", Digest: "sha256:bbb"},
 	}}
-	if got := pinnedImage(meta, "registry.local:5000/gravitational/pause"); got != "registry.local:5000/gravitational/pause:0.1.0@sha256:bbb" {
+	if got := PinnedImage(meta, "registry.local:5000/gravitational/pause"); got != "registry.local:5000/gravitational/pause:0.1.0@sha256:bbb" {
 		t.Errorf("pinned pause = %q", got)
 	}
-	if got := pinnedImage(meta, "registry.local:5000/gravitational/coredns"); got != "" {
+	if got := PinnedImage(meta, "registry.local:5000/gravitational/coredns"); got != "" {
 		t.Errorf("an image the cluster image lacks: %q", got)
 	}
 }

@@ -260,16 +260,16 @@ func newConfig(o Options, meta *clusterimage.Meta, m *manifest.Manifest) (Config
 	host, _ := os.Hostname()
 	c.Nodes = []Node{{IP: ip, Hostname: host, Role: role, Master: true, PodSubnet: subnet}}
 	c.InstallerAddr = installerAddr(c.Nodes)
-	c.PauseImage = pinnedImage(meta, baseimage.ImagePause)
+	c.PauseImage = PinnedImage(meta, baseimage.ImagePause)
 	if _, err := c.RuntimeNode(c.Nodes[0]); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
-// pinnedImage is the cluster image's image of repo as name:tag@digest, or
+// PinnedImage is the cluster image's image of repo as name:tag@digest, or
 // "" when it has none (the runtime's default then names it by tag).
-func pinnedImage(meta *clusterimage.Meta, repo string) string {
+func PinnedImage(meta *clusterimage.Meta, repo string) string {
 	for _, it := range meta.Images {
 		if strings.HasPrefix(it.Ref, repo+":") {
 			return it.Ref + "@" + it.Digest

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 )
@@ -141,6 +142,17 @@ func (c *Client) UpdateApproval(ctx context.Context, csr *certv1.CertificateSign
 		return nil, err
 	}
 	return typed[certv1.CertificateSigningRequest](r.ri.Update(ctx, u, metav1.UpdateOptions{}, "approval"))
+}
+
+// Evict asks the API to evict pod ns/name (POST pods/eviction): unlike a
+// delete, it is refused (429 Too Many Requests) while a
+// PodDisruptionBudget of the pod allows no disruption.
+func (c *Client) Evict(ctx context.Context, ns, name string) error {
+	ev := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "policy/v1", "kind": "Eviction",
+		"metadata": map[string]any{"name": name, "namespace": ns}}}
+	_, err := c.dynamic.Resource(corev1.SchemeGroupVersion.WithResource("pods")).Namespace(ns).
+		Create(ctx, ev, metav1.CreateOptions{}, "eviction")
+	return err
 }
 
 // PodLogs streams a container's log, as GET pods/log does: with follow it

@@ -70,7 +70,9 @@ type Config struct {
 	Executors Registry
 	// WorkDir holds payloads while their phase runs.
 	WorkDir string
-	Log     *slog.Logger
+	// Status reports the node's runtime (GET /v1/status); nil: not served.
+	Status func() (Status, error)
+	Log    *slog.Logger
 }
 
 // Agent serves Config's node.
@@ -95,7 +97,40 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("POST /v1/phases", a.handlePhase)
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	return mux
+}
+
+// Status is what an agent reports of its node: what a master driving an
+// upgrade waits for after it switched the node's runtime.
+type Status struct {
+	// Version is the agent's gravity version, which is the version of
+	// every gravity component of the node's runtime.
+	Version string `json:"version"`
+	// Runtime is the runtime daemon's state ("running" once every
+	// component is ready) and BinDir the runtime version's binaries it runs.
+	Runtime string `json:"runtime"`
+	BinDir  string `json:"binDir"`
+}
+
+func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if _, err := caller(r); err != nil {
+		var rf *refusal
+		errors.As(err, &rf)
+		http.Error(w, err.Error(), rf.status)
+		return
+	}
+	if a.cfg.Status == nil {
+		http.Error(w, "this agent reports no status", http.StatusNotImplemented)
+		return
+	}
+	st, err := a.cfg.Status()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 // Run serves until ctx ends.

@@ -89,7 +89,8 @@ func TestAgent(t *testing.T) {
 		},
 		Executors: Registry{"t": func(p *plan.Plan, ph *plan.Phase, payload string) (plan.Executor, error) {
 			return recorder{ran: &ran, id: p.OperationID + ph.ID, payload: payload, fail: ph.ID == "/fails"}, nil
-		}}})
+		}},
+		Status: func() (Status, error) { return Status{Version: "9.9.9", Runtime: "running", BinDir: "/v/bin"}, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +163,18 @@ func TestAgent(t *testing.T) {
 	}
 	if err := client(stranger[pki.AgentClient]).Healthy(ctx, "127.0.0.1"); err == nil {
 		t.Error("healthz answered another cluster's certificate")
+	}
+	// The node's runtime is reported to a master's agent client only.
+	if st, err := client(master[pki.AgentClient]).Status(ctx, "127.0.0.1"); err != nil || st != (Status{Version: "9.9.9", Runtime: "running", BinDir: "/v/bin"}) {
+		t.Errorf("status: %+v, %v", st, err)
+	}
+	if _, err := client(self[pki.KubeletClient]).Status(ctx, "127.0.0.1"); err == nil || !strings.Contains(err.Error(), "may not") {
+		t.Errorf("status to a node's own certificate: %v", err)
+	}
+	// A refusal is an answer, not a broken connection.
+	var answer *AnswerError
+	if err := client(master[pki.AgentClient]).Run(ctx, "127.0.0.1", "op", "/later", false, nil); !errors.As(err, &answer) {
+		t.Errorf("a refusal is not an AnswerError: %v", err)
 	}
 	// Payloads do not outlive their phase.
 	if left, _ := os.ReadDir(work); len(left) != 0 {

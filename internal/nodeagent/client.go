@@ -55,6 +55,36 @@ func (c *Client) Healthy(ctx context.Context, host string) error {
 	return nil
 }
 
+// AnswerError is a phase the agent refused or that failed on its node: the
+// agent answered, unlike a connection that broke.
+type AnswerError struct{ Err error }
+
+func (e *AnswerError) Error() string { return e.Err.Error() }
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// Status is what the agent at host reports of its node.
+func (c *Client) Status(ctx context.Context, host string) (Status, error) {
+	var st Status
+	u := c.url(host, "/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("node agent at %s: %w", u.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return st, fmt.Errorf("node agent at %s: %s (%s)", u.Host, strings.TrimSpace(string(msg)), resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return st, fmt.Errorf("node agent at %s: %w", u.Host, err)
+	}
+	return st, nil
+}
+
 // Run has the agent at host (its node's address) run, or roll back, phase
 // of operation op, sending payload (nil for none) along, and waits for it.
 func (c *Client) Run(ctx context.Context, host, op, phase string, rollback bool, payload io.Reader) error {
@@ -75,7 +105,7 @@ func (c *Client) Run(ctx context.Context, host, op, phase string, rollback bool,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("node agent at %s refused phase %s: %s (%s)", u.Host, phase, strings.TrimSpace(string(msg)), resp.Status)
+		return &AnswerError{fmt.Errorf("node agent at %s refused phase %s: %s (%s)", u.Host, phase, strings.TrimSpace(string(msg)), resp.Status)}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -85,7 +115,7 @@ func (c *Client) Run(ctx context.Context, host, op, phase string, rollback bool,
 		}
 		switch {
 		case ev.Error != "":
-			return fmt.Errorf("on node %s: %s", host, ev.Error)
+			return &AnswerError{fmt.Errorf("on node %s: %s", host, ev.Error)}
 		case ev.Done:
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,19 +61,47 @@ func executors(o Options, l local, rec record, p *plan.Plan, info cluster.Info) 
 	reg.Register(typeApp, func(*plan.Phase) (plan.Executor, error) {
 		return appUpdate{o: o, l: l, cfg: to, releases: releases(p)}, nil
 	})
+	src := ""
+	if rec.ImageDir != "" { // a rollback of the last upgrade has no image
+		src = filepath.Join(rec.ImageDir, "gravity")
+	}
+	remote := func(ph *plan.Phase) (remoteRun, error) {
+		agents, err := l.agents()
+		return remoteRun{agents: agents, addr: ph.Data[dataAddr], op: p.OperationID, phase: ph.ID}, err
+	}
 	reg.Register(typeBinaries, func(ph *plan.Phase) (plan.Executor, error) {
-		src := ""
-		if rec.ImageDir != "" { // a rollback of the last upgrade has no image
-			src = filepath.Join(rec.ImageDir, "gravity")
-		}
 		if ph.Node == l.node.Name {
 			return nodeBinaries(o.StateDir, p.OperationID, src, ph.Data[dataDigest]), nil
 		}
-		agents, err := l.agents()
+		r, err := remote(ph)
+		return remoteBinaries{remoteRun: r, payload: src}, err
+	})
+	reg.Register(typeBootstrap, func(ph *plan.Phase) (plan.Executor, error) {
+		if ph.Node == l.node.Name {
+			return newBootstrap(o.StateDir, ph.Data, "")
+		}
+		pkgs, err := decodePackages(ph.Data[dataPackages])
 		if err != nil {
 			return nil, err
 		}
-		return remote{agents: agents, addr: ph.Data[dataAddr], op: p.OperationID, phase: ph.ID, payload: src}, nil
+		r, err := remote(ph)
+		return remoteBootstrap{remoteRun: r, stateDir: o.StateDir, pkgs: pkgs}, err
+	})
+	reg.Register(typeEtcdBackup, func(ph *plan.Phase) (plan.Executor, error) {
+		return etcdBackup{node: l.node, path: filepath.Join(o.StateDir, "local", "update", p.OperationID, "etcd.snapshot")}, nil
+	})
+	reg.Register(typeDrain, func(ph *plan.Phase) (plan.Executor, error) { return drain{clients: l.clients, node: ph.Node}, nil })
+	reg.Register(typeCoreDNS, func(ph *plan.Phase) (plan.Executor, error) {
+		return coreDNS{clients: l.clients, image: ph.Data[dataImage], old: ph.Data[dataOldImage]}, nil
+	})
+	reg.Register(typeUncordon, func(ph *plan.Phase) (plan.Executor, error) { return uncordon{clients: l.clients, node: ph.Node}, nil })
+	reg.Register(typeSystem, func(ph *plan.Phase) (plan.Executor, error) {
+		if ph.Node == l.node.Name {
+			return driverSystem{system: newSystem(o.StateDir, p.OperationID, ph.Data, src, restartHere), clients: l.clients, node: ph.Node}, nil
+		}
+		r, err := remote(ph)
+		sys := newSystem(o.StateDir, p.OperationID, ph.Data, "", nil)
+		return remoteSystem{remoteRun: r, clients: l.clients, node: ph.Node, payload: src, to: sys.to, from: sys.from}, err
 	})
 	return reg
 }
@@ -94,7 +123,7 @@ type checks struct {
 func agentAddrs(p *plan.Plan, self string) []string {
 	var out []string
 	for _, ph := range p.Leaves() {
-		if ph.Type == typeBinaries && ph.Node != self {
+		if ph.Data[dataAddr] != "" && ph.Node != self && !slices.Contains(out, ph.Data[dataAddr]) {
 			out = append(out, ph.Data[dataAddr])
 		}
 	}
@@ -228,25 +257,41 @@ func deployedReleases(ctx context.Context, c cluster.Clients) (map[string]int, e
 
 // NodeExecutors are the phases of an upgrade that a node's agent runs for
 // the master driving it: the new gravity binary, which comes as the
-// request's payload.
+// request's payload; the new packages and runtime (their blobs as the
+// payload); the switch of the node's runtime, restarted by a process of
+// its own since the agent is one of the components it restarts.
 func NodeExecutors(stateDir string) nodeagent.Registry {
 	return nodeagent.Registry{
 		typeBinaries: func(p *plan.Plan, ph *plan.Phase, payload string) (plan.Executor, error) {
 			return nodeBinaries(stateDir, p.OperationID, payload, ph.Data[dataDigest]), nil
 		},
+		typeBootstrap: func(p *plan.Plan, ph *plan.Phase, payload string) (plan.Executor, error) {
+			return newBootstrap(stateDir, ph.Data, payload)
+		},
+		typeSystem: func(p *plan.Plan, ph *plan.Phase, payload string) (plan.Executor, error) {
+			return newSystem(stateDir, p.OperationID, ph.Data, payload, restartDetached), nil
+		},
 	}
 }
 
-// remote runs a phase through the agent of its node, sending payload (a
-// file) along when executing.
-type remote struct {
+// remoteRun runs a phase through the agent of its node.
+type remoteRun struct {
 	agents    *nodeagent.Client
 	addr      string
 	op, phase string
-	payload   string
 }
 
-func (r remote) Execute(ctx context.Context) error {
+func (r remoteRun) Rollback(ctx context.Context) error {
+	return r.agents.Run(ctx, r.addr, r.op, r.phase, true, nil)
+}
+
+// remoteBinaries sends the node the new gravity binary.
+type remoteBinaries struct {
+	remoteRun
+	payload string
+}
+
+func (r remoteBinaries) Execute(ctx context.Context) error {
 	if r.payload == "" {
 		return fmt.Errorf("phase %s: no new gravity binary to send (the upgrade's image is gone)", r.phase)
 	}
@@ -256,10 +301,6 @@ func (r remote) Execute(ctx context.Context) error {
 	}
 	defer f.Close()
 	return r.agents.Run(ctx, r.addr, r.op, r.phase, false, f)
-}
-
-func (r remote) Rollback(ctx context.Context) error {
-	return r.agents.Run(ctx, r.addr, r.op, r.phase, true, nil)
 }
 
 // nodeBinaries replaces this node's gravity with src, which must have

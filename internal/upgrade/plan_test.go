@@ -21,7 +21,7 @@ import (
 func TestPlan(t *testing.T) {
 	base := Spec{OperationID: "op", ClusterName: "c", App: "cluster-image", From: "0.0.1", To: "0.0.2",
 		FromPackage: "gravitational.io/cluster-image:0.0.1", ToPackage: "gravitational.io/cluster-image:0.0.2",
-		Node: "10.0.0.2", Nodes: []Node{{"10.0.0.1", "10.0.0.1"}, {"10.0.0.2", "10.0.0.2"}, {"10.0.0.3", "10.0.0.3"}},
+		Node: "10.0.0.2", Nodes: []Node{{"10.0.0.1", "10.0.0.1", true}, {"10.0.0.2", "10.0.0.2", true}, {"10.0.0.3", "10.0.0.3", false}},
 		Gravity: "sha256:abc", Releases: map[string]int{"kube-system/example": 1}, Created: time.Unix(0, 0)}
 	// The driver's binary first, then the others in the order given.
 	binaries := []string{"/gravity/10.0.0.2:update-binaries", "/gravity/10.0.0.1:update-binaries", "/gravity/10.0.0.3:update-binaries"}
@@ -77,6 +77,103 @@ func TestPlan(t *testing.T) {
 	s.Hooks = []string{"postUpdate", "update"}
 	if d := Plan(s).Leaves()[1].Description; !strings.Contains(d, "(update, postUpdate hooks)") {
 		t.Errorf("app phase: %q", d)
+	}
+}
+
+// TestPlanRuntime: a new runtime is put beside the old one on every node,
+// etcd is snapshotted, then each master and each worker in turn is
+// drained, switched with the new gravity and uncordoned, before the app's
+// hooks; the other masters get the app's packages too.
+func TestPlanRuntime(t *testing.T) {
+	app := Package{Ref: "gravitational.io/cluster-image:0.0.2"}
+	rt := Package{Ref: RuntimeRef("0.1.1")}
+	s := Spec{OperationID: "op", ClusterName: "c", App: "cluster-image", From: "0.0.1", To: "0.0.2",
+		Node: "m2", Nodes: []Node{{"m1", "10.0.0.1", true}, {"m2", "10.0.0.2", true}, {"w1", "10.0.0.4", false}},
+		Gravity: "sha256:abc", Version: "0.1.1", OldVersion: "0.1.0", FromRuntime: "0.1.0", ToRuntime: "0.1.1",
+		Pause: "registry.local:5000/gravitational/pause:0.1.1@sha256:p", MasterPackages: []Package{app}, RuntimePackage: rt,
+		Hooks: []string{"update"}, Created: time.Unix(0, 0)}
+	p := Plan(s)
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ph := range p.Leaves() {
+		got = append(got, ph.ID+":"+ph.Type)
+	}
+	want := []string{"/checks:update-checks",
+		"/bootstrap/m2:update-bootstrap", "/bootstrap/m1:update-bootstrap", "/bootstrap/w1:update-bootstrap",
+		"/etcd-backup:update-etcd-backup",
+		"/masters/m2/drain:update-drain", "/masters/m2/system-upgrade:update-system", "/masters/m2/uncordon:update-uncordon",
+		"/masters/m1/drain:update-drain", "/masters/m1/system-upgrade:update-system", "/masters/m1/uncordon:update-uncordon",
+		"/nodes/w1/drain:update-drain", "/nodes/w1/system-upgrade:update-system", "/nodes/w1/uncordon:update-uncordon",
+		"/app/cluster-image:update-app"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("leaves\n%v\nwant\n%v", got, want)
+	}
+	refs := func(id string) string {
+		ph, err := p.Find(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs, err := decodePackages(ph.Data[dataPackages])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, pk := range pkgs {
+			out = append(out, pk.Ref)
+		}
+		return strings.Join(out, ",") + " runtime=" + ph.Data[dataRuntime]
+	}
+	for id, want := range map[string]string{
+		"/bootstrap/m2": " runtime=0.1.1", // the driver's store has them all
+		"/bootstrap/m1": app.Ref + "," + rt.Ref + " runtime=0.1.1",
+		"/bootstrap/w1": rt.Ref + " runtime=0.1.1",
+	} {
+		if got := refs(id); got != want {
+			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+	}
+	sys, _ := p.Find("/nodes/w1/system-upgrade")
+	if sys.Data[dataAddr] != "10.0.0.4" || sys.Data[dataRuntime] != "0.1.1" || sys.Data[dataOldRuntime] != "0.1.0" ||
+		sys.Data[dataVersion] != "0.1.1" || sys.Data[dataOldVersion] != "0.1.0" || sys.Data[dataPause] != s.Pause || sys.Data[dataDigest] != "sha256:abc" {
+		t.Errorf("system upgrade data: %v", sys.Data)
+	}
+	if p.Data[dataFromRuntime] != "0.1.0" || p.Data[dataToRuntime] != "0.1.1" || !strings.Contains(p.Description, "runtime from 0.1.0 to 0.1.1") {
+		t.Errorf("plan: %v %q", p.Data, p.Description)
+	}
+
+	// A new CoreDNS: a system application phase after the runtime, before
+	// the app.
+	s.CoreDNS, s.OldCoreDNS = "registry.local:5000/gravitational/coredns:1.16.0@sha256:n", "registry.local:5000/gravitational/coredns:1.15.0@sha256:o"
+	leaves := Plan(s).Leaves()
+	if dns := leaves[len(leaves)-2]; dns.ID != "/coredns" || dns.Type != typeCoreDNS || dns.Data[dataImage] != s.CoreDNS || dns.Data[dataOldImage] != s.OldCoreDNS {
+		t.Errorf("CoreDNS phase: %+v", dns)
+	}
+	s.CoreDNS = s.OldCoreDNS
+	if leaves := Plan(s).Leaves(); leaves[len(leaves)-2].ID == "/coredns" {
+		t.Error("a CoreDNS phase for the image the cluster runs")
+	}
+
+	// One node: nowhere to drain to, so no drain; nothing to send.
+	s.Nodes = []Node{{"m2", "10.0.0.2", true}}
+	got = nil
+	for _, ph := range Plan(s).Leaves() {
+		got = append(got, ph.ID)
+	}
+	if strings.Join(got, " ") != "/checks /bootstrap/m2 /etcd-backup /masters/m2/system-upgrade /app/cluster-image" {
+		t.Errorf("single node: %v", got)
+	}
+	// The same runtime: the other masters get the app's packages, and the
+	// gravity binaries are a phase of their own.
+	s.Nodes = []Node{{"m1", "10.0.0.1", true}, {"m2", "10.0.0.2", true}, {"w1", "10.0.0.4", false}}
+	s.ToRuntime = s.FromRuntime
+	got = nil
+	for _, ph := range Plan(s).Leaves() {
+		got = append(got, ph.ID)
+	}
+	if strings.Join(got, " ") != "/checks /bootstrap/m1 /app/cluster-image /gravity/m2 /gravity/m1 /gravity/w1" {
+		t.Errorf("same runtime: %v", got)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/opengravity/gravity/internal/baseimage"
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/install"
@@ -23,7 +24,10 @@ import (
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/runtime/supervisor"
+	"github.com/opengravity/gravity/internal/store"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // Options of `./upload`, `gravity upgrade` and the plan commands of an
@@ -287,13 +291,24 @@ func admit(ctx context.Context, o Options, l local, img target) (*plan.Plan, err
 	for _, master := range []bool{true, false} {
 		for _, n := range st.Nodes {
 			if n.Master == master {
-				nodes = append(nodes, Node{Name: n.Name, Addr: n.Address})
+				nodes = append(nodes, Node{Name: n.Name, Addr: n.Address, Master: master})
 			}
 		}
 	}
-	p := Plan(Spec{OperationID: newID(), ClusterName: info.Name, App: info.App, From: info.AppVersion, To: img.meta.Version,
+	spec := Spec{OperationID: newID(), ClusterName: info.Name, App: info.App, From: info.AppVersion, To: img.meta.Version,
 		FromPackage: "gravitational.io/" + info.App + ":" + info.AppVersion, ToPackage: img.pkg,
-		Node: l.node.Name, Nodes: nodes, Gravity: digest, Hooks: hooks, Releases: rels, Force: o.Force, Created: time.Now().UTC()})
+		Node: l.node.Name, Nodes: nodes, Gravity: digest, Version: version.Version, Hooks: hooks, Releases: rels, Force: o.Force,
+		Created: time.Now().UTC()}
+	if err := runtimeSpec(&spec, o.StateDir, l.node, img.meta); err != nil {
+		return nil, err
+	}
+	if spec.OldCoreDNS, err = runningCoreDNS(ctx, l.clients); err != nil {
+		return nil, err
+	}
+	if spec.OldCoreDNS != "" {
+		spec.CoreDNS = install.PinnedImage(img.meta, baseimage.ImageCoreDNS)
+	}
+	p := Plan(spec)
 	if err := (record{OperationID: p.OperationID, ImageDir: img.dir}).save(o.StateDir); err != nil {
 		return nil, err
 	}
@@ -302,6 +317,45 @@ func admit(ctx context.Context, o Options, l local, img target) (*plan.Plan, err
 	}
 	info.State = "updating"
 	return p, cluster.SaveInfo(ctx, l.clients, info)
+}
+
+// runtimeSpec fills in what the plan needs of the runtime: the version the
+// cluster runs (this master's) and the image's, the new sandbox image, and
+// the packages the nodes get from this master's store. A runtime older
+// than the cluster's is refused.
+func runtimeSpec(s *Spec, stateDir string, n config.Node, meta *clusterimage.Meta) error {
+	s.FromRuntime = runtimeVersion(n.BinDir)
+	if rs, err := node.ReadStatus(n.RunDir); err == nil {
+		s.OldVersion = rs.Version
+	}
+	st, err := store.Open(install.Config{StateDir: stateDir}.PackagesDir())
+	if err != nil {
+		return err
+	}
+	for _, it := range meta.Packages {
+		if it.Kind != clusterimage.KindPackage {
+			continue
+		}
+		pkg, err := packageOf(st, it.Ref)
+		if err != nil {
+			return fmt.Errorf("the new version's package %s (was it uploaded? run ./upload): %w", it.Ref, err)
+		}
+		if v, ok := strings.CutPrefix(it.Ref, RuntimeRef("")); ok {
+			s.ToRuntime, s.RuntimePackage = v, pkg
+			continue
+		}
+		s.MasterPackages = append(s.MasterPackages, pkg)
+	}
+	if !s.RuntimeChanges() {
+		return nil
+	}
+	from, ferr := semver.StrictNewVersion(s.FromRuntime)
+	to, terr := semver.StrictNewVersion(s.ToRuntime)
+	if ferr == nil && terr == nil && to.LessThan(from) {
+		return fmt.Errorf("the image's runtime %s is older than the cluster's %s: downgrades are not supported", s.ToRuntime, s.FromRuntime)
+	}
+	s.Pause = install.PinnedImage(meta, baseimage.ImagePause)
+	return nil
 }
 
 func orType(p *plan.Plan) string {
@@ -431,6 +485,10 @@ func running(stateDir string) bool {
 	return false
 }
 
+// apiOutage is how long follow waits for the API while the operation's
+// process runs.
+const apiOutage = 5 * time.Minute
+
 // startGrace is how long the operation's process may take to take its
 // lock before follow counts it as gone.
 const startGrace = 3 * time.Second
@@ -441,6 +499,7 @@ func follow(ctx context.Context, o Options, c cluster.Clients, id string) error 
 	store := cluster.OperationStore{Clients: c, ID: id}
 	seen := map[string]plan.State{}
 	start := time.Now()
+	lastSeen := start
 	for {
 		select {
 		case <-ctx.Done():
@@ -449,8 +508,14 @@ func follow(ctx context.Context, o Options, c cluster.Clients, id string) error 
 		}
 		p, err := store.Load(ctx)
 		if err != nil {
+			// This master's API server restarts with its runtime: the
+			// operation goes on while its process does.
+			if running(o.StateDir) && time.Since(lastSeen) < apiOutage {
+				continue
+			}
 			return err
 		}
+		lastSeen = time.Now()
 		for _, ph := range p.Leaves() {
 			if seen[ph.ID] != ph.State && ph.State == plan.InProgress {
 				o.say("%s", ph.Description)

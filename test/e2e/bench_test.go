@@ -4,14 +4,18 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opengravity/gravity/internal/plan"
 )
 
 // BenchmarkRuntime measures a master's runtime on a fresh test host: the
@@ -226,6 +230,54 @@ func BenchmarkUpgrade(b *testing.B) {
 		ih.mustRun(filepath.Join(delta, "upgrade"))
 		b.ReportMetric(time.Since(start).Seconds(), "s-upgrade-from-delta")
 		ih.mustRun("gravity", "leave", "--force")
+		cancel()
+	}
+}
+
+// BenchmarkRuntimeUpgrade: three masters and a worker, installed and
+// joined, upgraded to a version on the next runtime (`make base-next`)
+// while a Deployment behind a Service with a PodDisruptionBudget is
+// queried from the worker. Reports the upgrade's total, each node's
+// switch (drain, system upgrade, uncordon), and the failed requests.
+// Run by `make bench`.
+func BenchmarkRuntimeUpgrade(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		ih := newInstallHost(b, ctx, "gbrt", "10.243.0.0/24")
+		v1 := ih.unpack("v1", ih.buildImage(filepath.Join(repo, "examples/gravity101/v1"), "v1"))
+		v2 := ih.unpack("v2", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/nodehooks"), "v2"))
+		ih.mustRun(filepath.Join(v1, "gravity"), "install", "--cloud-provider=generic")
+		c := &haCluster{installHost: ih, hosts: map[string]*installHost{},
+			token: strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))}
+		c.join(b, "h2")
+		c.join(b, "h3")
+		c.join(b, "h4", "--role=node")
+		masters := []*installHost{ih, c.hosts["h2"], c.hosts["h3"]}
+		stop := startLoad(b, c, masters, c.hosts["h4"], c.hosts["h4"])
+		start := time.Now()
+		ih.mustRun(filepath.Join(v2, "upgrade"))
+		b.ReportMetric(time.Since(start).Seconds(), "s-upgrade-to-completed")
+		failed, total := stop(false)
+		b.ReportMetric(float64(failed), "failed-requests")
+		b.ReportMetric(float64(total), "requests")
+		p := ih.clusterPlan()
+		took := func(ph *plan.Phase) float64 { s, f := ph.Span(); return f.Sub(s).Seconds() }
+		for _, g := range p.Phases {
+			if g.ID != "/masters" && g.ID != "/nodes" {
+				b.Logf("%-24s %6.2f s", g.ID, took(g))
+				continue
+			}
+			for _, n := range g.Phases {
+				var parts []string
+				for _, ph := range n.Phases {
+					parts = append(parts, fmt.Sprintf("%s %.1f s", path.Base(ph.ID), took(ph)))
+				}
+				b.Logf("%-24s %6.2f s (%s)", n.ID, took(n), strings.Join(parts, ", "))
+			}
+		}
+		for _, h := range []*installHost{c.hosts["h4"], c.hosts["h3"], c.hosts["h2"], ih} {
+			h.mustRun("gravity", "leave", "--force")
+		}
 		cancel()
 	}
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ type haCluster struct {
 	token string
 }
 
-func (c *haCluster) host(t *testing.T, name string) *installHost {
+func (c *haCluster) host(t testing.TB, name string) *installHost {
 	if h, ok := c.hosts[name]; ok {
 		return h
 	}
@@ -35,7 +36,7 @@ func (c *haCluster) host(t *testing.T, name string) *installHost {
 }
 
 // join runs the walkthrough's join on host name and returns its output.
-func (c *haCluster) join(t *testing.T, name string, args ...string) string {
+func (c *haCluster) join(t testing.TB, name string, args ...string) string {
 	h := c.host(t, name)
 	start := time.Now()
 	out := h.mustRun("/root/gravity", append([]string{"join", c.h.IP.String(), "--token=" + c.token}, args...)...)
@@ -71,7 +72,7 @@ func TestHA(t *testing.T) {
 
 // waitUntil polls ok until it holds or d passes, and returns how long it
 // took.
-func waitUntil(t *testing.T, what string, d time.Duration, ok func() bool) time.Duration {
+func waitUntil(t testing.TB, what string, d time.Duration, ok func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !ok() {
@@ -196,6 +197,13 @@ func testRemove(t *testing.T, c *haCluster) {
 	t.Logf("a worker's registry endpoints dropped the removed master after %v", time.Since(removed).Round(time.Second))
 	h3.mustRun("gravity", "leave", "--force")
 	h3.assertClean()
+	// The cluster runs the upgraded gravity now: the walkthrough's copy of
+	// it from a master (the old one is refused, naming why).
+	if out, err := h3.run("/root/gravity", "join", c.h.IP.String(), "--token="+c.token); err == nil ||
+		!strings.Contains(out, "copy /usr/local/bin/gravity from a master") {
+		t.Errorf("a join with the old gravity: %v\n%s", err, out)
+	}
+	h3.put(c.h.Path("/usr/local/bin/gravity"), "/root/gravity")
 	out = c.join(t, "h3")
 	if !strings.Contains(out, "Run the application's preNodeAdd hook for node "+h3.h.IP.String()) ||
 		!strings.Contains(out, "postNodeAdd ran for "+h3.h.IP.String()) {
@@ -318,36 +326,55 @@ func testWorkersJoin(t *testing.T, c *haCluster) {
 // etcdctl is the runtime's, in its version's directory.
 var etcdctl = config.VersionBinDir(version.Version) + "/etcdctl"
 
-// testUpgradeNodes: ./upgrade on h1 of the five-node cluster puts the new
-// gravity on every node, the others through their agents; a node's agent
-// runs nothing for anyone else. The new version is the walkthrough's v2
-// with node hooks, which the removals and the join after it run.
+// testUpgradeNodes: ./upgrade on h1 of the five-node cluster to v2, whose
+// base image is the next runtime version: every node, masters first, one
+// at a time, is drained, switched to the new runtime and the new gravity
+// (the others through their agents) and restarted, while a Deployment
+// behind a Service with a PodDisruptionBudget is queried throughout. A
+// node's agent runs nothing for anyone else. Then the completed upgrade is
+// rolled back (every node back on the old runtime) and made again. v2 has
+// node hooks, which the removals and the join after it run.
 func testUpgradeNodes(t *testing.T, c *haCluster) {
 	v2 := c.unpack("v2", c.buildImage(filepath.Join(repo, "test/e2e/testdata/nodehooks"), "v2"))
 	hosts := []*installHost{c.installHost}
 	for _, name := range []string{"h2", "h3", "h4", "h5"} {
 		hosts = append(hosts, c.hosts[name])
 	}
-	inode := func(h *installHost) string { return h.mustRun("stat", "-c", "%i", "/usr/local/bin/gravity") }
-	before := map[*installHost]string{}
-	for _, h := range hosts {
-		before[h] = inode(h)
+	const next = "0.1.1"
+	oldBin, newBin := config.VersionBinDir(version.Version), config.VersionBinDir(next)
+	// runtimeOf is the runtime a host's daemon runs, from its status.
+	runtimeOf := func(h *installHost) (binDir, ver, state string) {
+		var st struct{ BinDir, Version, State string }
+		if err := json.Unmarshal([]byte(h.mustRun("cat", "/run/gravity/runtime-status.json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.BinDir, st.Version, st.State
 	}
+	load := startLoad(t, c, hosts[:3], c.hosts["h4"], c.hosts["h4"], c.hosts["h5"])
 	start := time.Now()
 	out := c.mustRun(filepath.Join(v2, "upgrade"))
-	t.Logf("./upgrade on five nodes (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
+	t.Logf("./upgrade on five nodes, runtime %s to %s (%v):\n%s", version.Version, next, time.Since(start).Round(time.Millisecond), out)
 	if !strings.Contains(out, "Upgrade to 0.0.2 completed in") {
 		t.Fatalf("./upgrade did not complete")
 	}
+	load(true)
 	want := strings.Fields(c.mustRun("sha256sum", filepath.Join(v2, "gravity")))[0]
 	p := c.clusterPlan()
-	for _, h := range hosts {
+	t.Logf("plan:\n%s", c.mustRun("gravity", "plan"))
+	for i, h := range hosts {
 		ip := h.h.IP.String()
-		if got := strings.Fields(h.mustRun("sha256sum", "/usr/local/bin/gravity"))[0]; got != want || inode(h) == before[h] {
-			t.Errorf("%s: gravity %s (inode %s, was %s), want the new one %s", ip, got, inode(h), before[h], want)
+		if got := strings.Fields(h.mustRun("sha256sum", "/usr/local/bin/gravity"))[0]; got != want {
+			t.Errorf("%s: gravity %s, want the new one %s", ip, got, want)
 		}
-		if ph, err := p.Find("/gravity/" + ip); err != nil || ph.State != plan.Completed {
-			t.Errorf("phase /gravity/%s: %+v, %v", ip, ph, err)
+		if bin, ver, state := runtimeOf(h); bin != newBin || ver != next || state != "running" {
+			t.Errorf("%s: runtime %s, gravity %s, %s; want %s, %s, running", ip, bin, ver, state, newBin, next)
+		}
+		group := "/masters/"
+		if i >= 3 {
+			group = "/nodes/"
+		}
+		if ph, err := p.Find(group + ip + "/system-upgrade"); err != nil || ph.State != plan.Completed {
+			t.Errorf("phase %s%s/system-upgrade: %+v, %v", group, ip, ph, err)
 		}
 		if h != c.installHost {
 			// The agent logged who asked it for what.
@@ -357,13 +384,13 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 			}
 		}
 	}
+	if out := c.mustRun("kubectl", "get", "nodes"); strings.Count(out, " Ready ") != 5 || strings.Contains(out, "SchedulingDisabled") {
+		t.Errorf("kubectl get nodes after the upgrade:\n%s", out)
+	}
 
 	// Reversible across nodes: the completed upgrade rolled back puts every
-	// node's old gravity back through the same agents; then forward again.
-	upgraded := map[*installHost]string{}
-	for _, h := range hosts {
-		upgraded[h] = inode(h)
-	}
+	// node's old runtime and gravity back through the same agents; then
+	// forward again.
 	start = time.Now()
 	out = c.mustRun("gravity", "upgrade", "--rollback-last")
 	t.Logf("upgrade --rollback-last on five nodes (%v):\n%s", time.Since(start).Round(time.Millisecond), out)
@@ -371,8 +398,11 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 		t.Errorf("gravity status after --rollback-last:\n%s", st)
 	}
 	for _, h := range hosts {
-		if inode(h) == upgraded[h] {
-			t.Errorf("%s: --rollback-last did not put the old gravity back", h.h.IP)
+		if bin, ver, state := runtimeOf(h); bin != oldBin || ver != version.Version || state != "running" {
+			t.Errorf("%s after --rollback-last: runtime %s, gravity %s, %s", h.h.IP, bin, ver, state)
+		}
+		if _, err := h.run("test", "-e", filepath.Dir(newBin)); err == nil {
+			t.Errorf("%s: %s left after --rollback-last", h.h.IP, filepath.Dir(newBin))
 		}
 		if h != c.installHost {
 			if log := h.mustRun("cat", "/var/log/gravity/agent.log"); !strings.Contains(log, "rollback=true") {
@@ -380,11 +410,23 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 			}
 		}
 	}
-	out = c.mustRun(filepath.Join(v2, "upgrade"))
-	if !strings.Contains(out, "Upgrade to 0.0.2 completed in") {
-		t.Fatalf("./upgrade after the rollback:\n%s", out)
+	// Forward again, by hand, with the process driving it killed (-9)
+	// while master h2's agent switches it and while worker h4 drains;
+	// resumed, it completes.
+	gravity2 := filepath.Join(v2, "gravity")
+	c.mustRun(gravity2, "upgrade", "--manual")
+	c.killWhen(c.clusterPhase, "/masters/"+c.hosts["h2"].h.IP.String()+"/system-upgrade", gravity2, "plan", "resume")
+	c.killWhen(c.clusterPhase, "/nodes/"+c.hosts["h4"].h.IP.String()+"/drain", gravity2, "plan", "resume")
+	out = c.mustRun(gravity2, "plan", "resume")
+	if !strings.Contains(out, "has completed: the cluster runs cluster-image 0.0.2") {
+		t.Fatalf("resume after two kills:\n%s", out)
 	}
 	p = c.clusterPlan()
+	for _, h := range hosts {
+		if bin, _, _ := runtimeOf(h); bin != newBin {
+			t.Errorf("%s after the second upgrade: runtime %s", h.h.IP, bin)
+		}
+	}
 
 	// Only a master's agent-client identity has an agent run anything, and
 	// only phases the cluster's record has for that node, in progress.
@@ -405,9 +447,9 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 		op, ph string
 		want   string
 	}{
-		{"a worker's own identity", as(h4, "kubelet-client"), p.OperationID, "/gravity/" + h5ip, "may not run phases on nodes"},
-		{"a master's, for a completed phase", as(c.installHost, "agent-client"), p.OperationID, "/gravity/" + h5ip, "is completed"},
-		{"a master's, for another node's phase", as(c.installHost, "agent-client"), p.OperationID, "/gravity/" + h4.h.IP.String(), "not on this one"},
+		{"a worker's own identity", as(h4, "kubelet-client"), p.OperationID, "/nodes/" + h5ip + "/system-upgrade", "may not run phases on nodes"},
+		{"a master's, for a completed phase", as(c.installHost, "agent-client"), p.OperationID, "/nodes/" + h5ip + "/system-upgrade", "is completed"},
+		{"a master's, for another node's phase", as(c.installHost, "agent-client"), p.OperationID, "/nodes/" + h4.h.IP.String() + "/system-upgrade", "not on this one"},
 		{"a master's, for no operation", as(c.installHost, "agent-client"), "no-such-operation", "/x", "the cluster has no operation"},
 	} {
 		err := tc.client.Run(ctx, h5ip, tc.op, tc.ph, false, nil)

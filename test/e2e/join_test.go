@@ -143,7 +143,7 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 	ih.run("kubectl", "delete", "pod", "on-worker", "--wait=false")
 }
 
-func writeTemp(t *testing.T, data string) string {
+func writeTemp(t testing.TB, data string) string {
 	f, err := os.CreateTemp(t.TempDir(), "obj-*.json")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // testUpgrade is the walkthrough's "Upgrading The Cluster" on the installed
@@ -161,10 +163,13 @@ func (ih *installHost) waitFor(what string, ok func() bool) {
 	}
 }
 
-// testUpgradeRollback: an update hook that upgrades the release and then
-// fails (a delta image against v2, which the cluster now has). Its log is shown, the cluster stays updating, and `gravity plan
-// rollback` returns the release to its revision from before (the app has
-// no rollback hook) and the cluster to 0.0.2.
+// testUpgradeRollback: a version on the next runtime whose update hook
+// upgrades the release and then fails (a delta image against v2, which the
+// cluster now has): the node is switched to the new runtime before the
+// hook runs. Its log is shown, the cluster stays updating, and `gravity
+// plan rollback` returns the release to its revision from before (the app
+// has no rollback hook), the node to its old runtime and gravity, and the
+// cluster to 0.0.2.
 func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
 	before, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
 	if err != nil {
@@ -206,7 +211,23 @@ func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
 		return err != nil || out != ""
 	})
 	if after, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity")); err != nil || !bytes.Equal(before, after) {
-		t.Errorf("/usr/local/bin/gravity changed by an upgrade rolled back before its binaries phase (%v)", err)
+		t.Errorf("/usr/local/bin/gravity is not the old one after the rollback (%v)", err)
+	}
+	// The failing version is on the next runtime: the node was switched to
+	// it before the hook failed, and is back on the old one.
+	p := ih.clusterPlan()
+	if ph, err := p.Find("/masters/" + ih.h.IP.String() + "/system-upgrade"); err != nil || ph.State != plan.RolledBack {
+		t.Errorf("the runtime switch: %+v, %v", ph, err)
+	}
+	var st struct{ BinDir, Version, State string }
+	if err := json.Unmarshal([]byte(ih.mustRun("cat", "/run/gravity/runtime-status.json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.BinDir != config.VersionBinDir(version.Version) || st.Version != version.Version || st.State != "running" {
+		t.Errorf("runtime after the rollback: %+v", st)
+	}
+	if _, err := ih.run("test", "-e", filepath.Dir(config.VersionBinDir("0.1.1"))); err == nil {
+		t.Errorf("the failing version's runtime is left after the rollback")
 	}
 }
 

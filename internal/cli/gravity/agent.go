@@ -2,6 +2,7 @@ package gravity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,14 +14,16 @@ import (
 	"github.com/opengravity/gravity/internal/nodeagent"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
 	"github.com/opengravity/gravity/internal/upgrade"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // agentCommand runs the node agent on every node (a runtime component: the
 // supervisor starts it with the node's paths).
 func agentCommand() *cobra.Command {
-	var addr, healthAddr, cert, key, ca, kubeconfig, nodeName, stateDir string
+	var addr, healthAddr, cert, key, ca, kubeconfig, nodeName, stateDir, runDir string
 	cmd := &cobra.Command{
 		Use:    node.AgentCommand,
 		Hidden: true,
@@ -42,7 +45,14 @@ func agentCommand() *cobra.Command {
 					return cluster.OperationStore{Clients: c, ID: id}.Load(ctx)
 				},
 				Executors: upgrade.NodeExecutors(stateDir),
-				WorkDir:   filepath.Join(stateDir, "local", "agent"), Log: log})
+				Status: func() (nodeagent.Status, error) {
+					st, err := node.ReadStatus(runDir)
+					if err != nil && !errors.Is(err, node.ErrNotRunning) {
+						return nodeagent.Status{}, err
+					}
+					return nodeagent.Status{Version: version.Version, Runtime: st.State, BinDir: st.BinDir}, nil
+				},
+				WorkDir: filepath.Join(stateDir, "local", "agent"), Log: log})
 			if err != nil {
 				return err
 			}
@@ -58,6 +68,7 @@ func agentCommand() *cobra.Command {
 	f.StringVar(&kubeconfig, "kubeconfig", "", "the node's credentials, to read operations with")
 	f.StringVar(&nodeName, "node", "", "this node's name")
 	f.StringVar(&stateDir, "state-dir", "", "the node's state directory")
+	f.StringVar(&runDir, "run-dir", config.DefaultRunDir, "the node's run directory, where the runtime publishes its status")
 	for _, name := range []string{"addr", "cert", "key", "ca", "kubeconfig", "node", "state-dir"} {
 		_ = cmd.MarkFlagRequired(name)
 	}

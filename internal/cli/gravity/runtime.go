@@ -21,7 +21,7 @@ import (
 
 func runtimeCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "runtime", Short: "Run the node's Kubernetes runtime (what Planet was)"}
-	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeStatusCommand(stdout),
+	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeRestartCommand(stdout), runtimeStatusCommand(stdout),
 		kubeletExecCommand(), podNetworkCommand(), registryGateCommand(), csrApproverCommand(), clusterServiceCommand(), apiLBCommand(), agentCommand())
 	return cmd
 }
@@ -42,15 +42,73 @@ func runtimeStartCommand(stdout, stderr io.Writer) *cobra.Command {
 				log := slog.New(slog.NewTextHandler(stderr, nil))
 				return node.Run(cmd.Context(), n, log)
 			}
-			if svc := runtimeService(); svc.Systemd() {
-				return startUnit(cmd.Context(), stdout, svc, path, n)
-			}
-			return daemonize(cmd.Context(), stdout, path, n)
+			return startRuntime(cmd.Context(), stdout, path, n)
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "node config file (YAML)")
 	cmd.Flags().BoolVar(&foreground, "foreground", false,
 		"run in the foreground until SIGTERM instead of as a daemon or systemd unit")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// startRuntime starts the runtime of config path as a systemd unit under
+// systemd, else as a daemon.
+func startRuntime(ctx context.Context, stdout io.Writer, path string, n config.Node) error {
+	if svc := runtimeService(); svc.Systemd() {
+		return startUnit(ctx, stdout, svc, path, n)
+	}
+	return daemonize(ctx, stdout, path, n)
+}
+
+// runtimeRestartCommand stops the node runtime and starts it again from
+// its config, with whatever binaries it names now: how an upgrade switches
+// a node to another runtime version. Pods keep running across it
+// (containerd's shims outlive containerd). The node agent runs it detached,
+// --after letting the agent answer its caller before the runtime (and the
+// agent with it) stops.
+func runtimeRestartCommand(stdout io.Writer) *cobra.Command {
+	var path string
+	var after, timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "restart --config node.yaml",
+		Short: "Stop the node runtime and start it again from its config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := node.LoadNode(path)
+			if err != nil {
+				return err
+			}
+			d, err := n.WithDefaults()
+			if err != nil {
+				return err
+			}
+			unlock, err := node.LockRestart(d.RunDir)
+			if errors.Is(err, node.ErrRestarting) {
+				fmt.Fprintln(stdout, err)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			select {
+			case <-cmd.Context().Done():
+				return cmd.Context().Err()
+			case <-time.After(after):
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			if err := runtimeService().StopRuntime(ctx, d.RunDir); err != nil && !errors.Is(err, node.ErrNotRunning) {
+				return err
+			}
+			fmt.Fprintln(stdout, "node runtime stopped")
+			return startRuntime(cmd.Context(), stdout, path, n)
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "node config file (YAML)")
+	cmd.Flags().DurationVar(&after, "after", 0, "wait this long before stopping the runtime")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "how long to wait for the processes to stop")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/supervisor"
+	"github.com/opengravity/gravity/internal/version"
 )
 
 // Files of the runtime daemon: under RunDir its PID file and status, under
@@ -41,8 +42,14 @@ const (
 
 // Status is what the daemon publishes in its status file.
 type Status struct {
-	PID       int             `json:"pid"`
-	State     string          `json:"state"`
+	PID   int    `json:"pid"`
+	State string `json:"state"`
+	// BinDir is the runtime version's binaries the daemon runs, and
+	// Version the gravity version of the daemon (and of the gravity
+	// components it runs): what an upgrade waits to see after switching
+	// a node.
+	BinDir    string          `json:"binDir,omitempty"`
+	Version   string          `json:"version,omitempty"`
 	Error     string          `json:"error,omitempty"`
 	Updated   time.Time       `json:"updated"`
 	Processes []ProcessStatus `json:"processes"`
@@ -96,13 +103,13 @@ func run(ctx context.Context, n config.Node, log *slog.Logger, o runOptions) err
 	}
 	defer releasePIDFile(pid, log)
 	// Replace the last run's status before the slow part.
-	writeStatus(n.RunDir, StateStarting, nil, nil, log)
+	writeStatus(n, StateStarting, nil, nil, log)
 	sup, err := newSupervisor(n, log, o)
 	if err != nil {
-		writeStatus(n.RunDir, StateFailed, err, nil, log)
+		writeStatus(n, StateFailed, err, nil, log)
 		return err
 	}
-	pub := startPublisher(n.RunDir, sup, o.statusInterval, log)
+	pub := startPublisher(n, sup, o.statusInterval, log)
 	err = sup.Start(ctx)
 	if err != nil && ctx.Err() == nil {
 		pub.stop(StateFailed, err)
@@ -180,7 +187,7 @@ type publisher struct {
 	stop func(state string, err error)
 }
 
-func startPublisher(runDir string, sup *supervisor.Supervisor, every time.Duration, log *slog.Logger) publisher {
+func startPublisher(n config.Node, sup *supervisor.Supervisor, every time.Duration, log *slog.Logger) publisher {
 	states := make(chan string)
 	done := make(chan struct{})
 	go func() {
@@ -189,7 +196,7 @@ func startPublisher(runDir string, sup *supervisor.Supervisor, every time.Durati
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
-			writeStatus(runDir, state, nil, sup.Status(), log)
+			writeStatus(n, state, nil, sup.Status(), log)
 			select {
 			case s, ok := <-states:
 				if !ok {
@@ -205,15 +212,16 @@ func startPublisher(runDir string, sup *supervisor.Supervisor, every time.Durati
 		stop: func(s string, err error) {
 			close(states)
 			<-done
-			writeStatus(runDir, s, err, sup.Status(), log)
+			writeStatus(n, s, err, sup.Status(), log)
 		},
 	}
 }
 
 // writeStatus replaces the status file atomically; a failure is logged,
 // not fatal: the processes matter more than their report.
-func writeStatus(runDir, state string, err error, procs []supervisor.ProcessStatus, log *slog.Logger) {
-	st := Status{PID: os.Getpid(), State: state, Updated: time.Now().UTC(), Processes: []ProcessStatus{}}
+func writeStatus(n config.Node, state string, err error, procs []supervisor.ProcessStatus, log *slog.Logger) {
+	runDir := n.RunDir
+	st := Status{PID: os.Getpid(), State: state, BinDir: n.BinDir, Version: version.Version, Updated: time.Now().UTC(), Processes: []ProcessStatus{}}
 	if err != nil {
 		st.Error = err.Error()
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opengravity/gravity/internal/runtime/config"
 )
 
 func TestPIDFileLock(t *testing.T) {
@@ -92,9 +94,9 @@ func TestReadStatusNotRunning(t *testing.T) {
 		t.Errorf("no daemon: %+v, %v", st, err)
 	}
 	// A daemon killed while running could not record it.
-	writeStatus(dir, StateRunning, nil, nil, slog.Default())
+	writeStatus(config.Node{RunDir: dir, BinDir: "/usr/lib/gravity/9.9.9/bin"}, StateRunning, nil, nil, slog.Default())
 	st, err = ReadStatus(dir)
-	if !errors.Is(err, ErrNotRunning) || st.State != StateStopped || st.PID != os.Getpid() {
+	if !errors.Is(err, ErrNotRunning) || st.State != StateStopped || st.PID != os.Getpid() || st.BinDir != "/usr/lib/gravity/9.9.9/bin" {
 		t.Errorf("killed daemon: %+v, %v", st, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, StatusFileName), []byte("{"), 0o644); err != nil {
@@ -251,4 +253,23 @@ func TestRunPortInUse(t *testing.T) {
 			t.Errorf("left running: %+v", p)
 		}
 	}
+}
+
+// One restart at a time: a second is told so, and the lock goes with its
+// holder.
+func TestLockRestart(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockRestart(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockRestart(dir); !errors.Is(err, ErrRestarting) {
+		t.Fatalf("second restart: %v", err)
+	}
+	unlock()
+	again, err := LockRestart(dir)
+	if err != nil {
+		t.Fatalf("after the first ended: %v", err)
+	}
+	again()
 }

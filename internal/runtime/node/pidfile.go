@@ -177,3 +177,29 @@ func waitFor(ctx context.Context, done func() (bool, error)) error {
 		}
 	}
 }
+
+// ErrRestarting is LockRestart's answer while another restart runs.
+var ErrRestarting = errors.New("another restart of the node runtime is in progress")
+
+// LockRestart makes the caller the one process restarting the runtime of
+// runDir (`gravity runtime restart`): a phase run again while its first
+// run's restart goes on must not stop the runtime that restart starts.
+// The lock goes with the process, however it ends.
+func LockRestart(runDir string) (unlock func(), err error) {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node runtime: %w", err)
+	}
+	path := filepath.Join(runDir, "runtime-restart.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("node runtime: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrRestarting
+		}
+		return nil, fmt.Errorf("node runtime: locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

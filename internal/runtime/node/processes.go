@@ -269,7 +269,7 @@ func agentArgs(n config.Node) ([]string, error) {
 	return []string{"runtime", AgentCommand, "--addr", hostPort(n.IP.String(), nodeagent.Port),
 		"--cert", p.Cert(pki.Agent), "--key", p.Key(pki.Agent), "--ca", p.Cert(pki.ClusterCAName),
 		"--kubeconfig", p.Kubeconfig(config.KubeconfigKubelet), "--node", n.Name, "--state-dir", n.StateDir,
-		"--health-addr", hostPort(loopback, AgentHealthPort)}, nil
+		"--run-dir", n.RunDir, "--health-addr", hostPort(loopback, AgentHealthPort)}, nil
 }
 
 // APILBCommand is the hidden `gravity runtime` subcommand of a worker's

@@ -74,7 +74,7 @@ func TestProcesses(t *testing.T) {
 		return proc{"agent", self, []string{"runtime", "agent", "--addr", n.IP.String() + ":3012",
 			"--cert", p.PKI + "/agent.crt", "--key", p.PKI + "/agent.key", "--ca", p.PKI + "/ca.crt",
 			"--kubeconfig", p.Kubeconfig("kubelet"), "--node", n.IP.String(), "--state-dir", n.StateDir,
-			"--health-addr", "127.0.0.1:10265"}, []int{3012, 10265}}
+			"--run-dir", n.RunDir, "--health-addr", "127.0.0.1:10265"}, []int{3012, 10265}}
 	}
 	tests := []struct {
 		name string

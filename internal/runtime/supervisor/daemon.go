@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -37,6 +39,7 @@ func Daemonize(args []string, logFile string) (pid int, err error) {
 	}
 	defer null.Close()
 	cmd := exec.Command(exe, args...)
+	cmd.Env = detachedEnv(os.Environ())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -47,4 +50,12 @@ func Daemonize(args []string, logFile string) (pid int, err error) {
 		return pid, fmt.Errorf("daemonize: releasing pid %d: %w", pid, err)
 	}
 	return pid, nil
+}
+
+// detachedEnv is env without the supervisor's marker: a process a
+// supervised one daemonizes (the node agent's runtime restart) is no
+// leftover of it, and must not be killed as one when the supervisor
+// starts that component again.
+func detachedEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, markerEnv+"=") })
 }

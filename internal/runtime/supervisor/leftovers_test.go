@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,7 +123,10 @@ func TestDaemonizeDetaches(t *testing.T) {
 	t.Parallel()
 	logFile := filepath.Join(t.TempDir(), "log", "daemon.log")
 	caller := exec.Command(os.Args[0])
-	caller.Env = append(os.Environ(), helperEnv+"=daemonize", "DAEMON_LOG="+logFile, markEnv+"="+newMark(t))
+	// The caller is a supervised process: what it daemonizes is not, so a
+	// supervisor cleaning up after the caller leaves it alone.
+	supervised := markerEnv + "=" + filepath.Join(t.TempDir(), "agent")
+	caller.Env = append(os.Environ(), helperEnv+"=daemonize", "DAEMON_LOG="+logFile, markEnv+"="+newMark(t), supervised)
 	var stderr strings.Builder
 	caller.Stderr = &stderr
 	out, err := caller.StdoutPipe()
@@ -154,6 +158,9 @@ func TestDaemonizeDetaches(t *testing.T) {
 	defer syscall.Kill(pid, syscall.SIGKILL)
 	if !alive(pid) {
 		t.Fatalf("daemon %d is not running", pid)
+	}
+	if slices.Contains(withEnv(supervised), pid) {
+		t.Errorf("the daemon carries its caller's supervisor marker %s", supervised)
 	}
 	if st, err := readStat(pid); err != nil || st.SID != pid {
 		t.Errorf("daemon session %d, %v; want its own (%d)", st.SID, err, pid)
