@@ -1,7 +1,9 @@
 // Package nodeagent is the node agent, a runtime component on every node
 // (`gravity runtime agent`, HTTPS :3012): it runs on its node the phases of
-// an operation that a master drives, such as an upgrade's new gravity
-// binary on every node. It runs phases only, never a command:
+// an operation that a master drives, such as an upgrade's new packages,
+// gravity binary and runtime switch on every node, and reports the node's
+// runtime to masters (GET /v1/status). It runs phases only, never a
+// command:
 //
 //   - the caller proves with a client certificate of the cluster CA that it
 //     holds the identity only masters have (pki.AgentClients);
@@ -10,8 +12,8 @@
 //     only the operation and the phase: the phase must be this node's,
 //     started (or, for a rollback, started or done), and of a type this
 //     agent has an executor for;
-//   - a request may carry a payload (the new binary) that the executor
-//     checks against the digest the phase records.
+//   - a request may carry a payload (the new binary, the new packages'
+//     blobs) that the executor checks against the digests the phase records.
 //
 // Every request is logged with the caller and its outcome. One phase runs
 // at a time; a request for a phase that is running waits for it, and runs

@@ -20,7 +20,9 @@ func upgradeCommand(stdout, stderr io.Writer) *cobra.Command {
 this gravity binary belongs to (run ./upload first; ./upgrade does both). Run
 it on a master. The cluster must be healthy (--force: nodes may be degraded),
 run an older version of the same application, and have no other operation
-unfinished.
+unfinished. When the image is built on a newer base image, the runtime is
+upgraded too: one node at a time, masters first, each drained (disruption
+budgets respected), switched to the new runtime and restarted, uncordoned.
 
 The upgrade is an operation with a plan kept in the cluster, run by a process
 of its own (log: ` + upgrade.LogFile + `), so closing the terminal does not stop
