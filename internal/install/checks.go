@@ -20,7 +20,7 @@ func (s checksStep) Execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := Requirements(app.Manifest, s.node.Role, s.cfg.StateDir)
+	req, err := Requirements(app.Manifest, s.node.Role, s.cfg.StateDir, s.cfg.ServiceCIDR)
 	if err != nil {
 		return err
 	}
@@ -39,8 +39,9 @@ func (s checksStep) Execute(ctx context.Context) error {
 func (s checksStep) Rollback(context.Context) error { return nil }
 
 // Requirements are the preflight requirements of the node profile role
-// (the built-in defaults when the manifest has no such profile).
-func Requirements(m *manifest.Manifest, role, stateDir string) (preflight.Requirements, error) {
+// (the built-in defaults when the manifest has no such profile), for a
+// cluster of service network serviceCIDR ("": the default).
+func Requirements(m *manifest.Manifest, role, stateDir, serviceCIDR string) (preflight.Requirements, error) {
 	i := slices.IndexFunc(m.NodeProfiles, func(p manifest.NodeProfile) bool { return p.Name == role })
 	var req preflight.Requirements
 	var err error
@@ -50,6 +51,10 @@ func Requirements(m *manifest.Manifest, role, stateDir string) (preflight.Requir
 		return req, fmt.Errorf("node profile %q: %w", role, err)
 	}
 	req.GravityBinDir = config.RuntimeRoot
+	req.ServiceCIDR = serviceCIDR
+	if req.ServiceCIDR == "" {
+		req.ServiceCIDR = config.DefaultServiceCIDR
+	}
 	return req, nil
 }
 

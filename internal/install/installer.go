@@ -378,7 +378,7 @@ func preflightLocal(ctx context.Context, o Options, c Config, app *manifest.App,
 	if err := preflight.ValidateSkip(o.SkipChecks); err != nil {
 		return err
 	}
-	req, err := Requirements(app.Manifest, c.Nodes[0].Role, c.StateDir)
+	req, err := Requirements(app.Manifest, c.Nodes[0].Role, c.StateDir, c.ServiceCIDR)
 	if err != nil {
 		return err
 	}

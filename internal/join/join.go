@@ -275,7 +275,9 @@ func checks(ctx context.Context, o Options, req clusterservice.JoinRequest, prof
 	if profile != nil {
 		m.NodeProfiles = []manifest.NodeProfile{*profile}
 	}
-	reqs, err := install.Requirements(m, req.Role, o.StateDir)
+	// The cluster's service network is not known before admission: the
+	// default is checked (a host with a default route passes either way).
+	reqs, err := install.Requirements(m, req.Role, o.StateDir, "")
 	if err != nil {
 		return err
 	}

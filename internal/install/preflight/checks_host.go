@@ -3,9 +3,12 @@ package preflight
 import (
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -248,4 +251,79 @@ func (e *env) ours(pid string) bool {
 	exe = strings.TrimSuffix(exe, " (deleted)") // binary replaced by an upgrade
 	rel, err := filepath.Rel(filepath.Clean(e.req.GravityBinDir), filepath.Clean(exe))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && rel != "."
+}
+
+// checkRoutes warns when no route of the host covers the service network,
+// as on an isolated host without a default route: the kernel then refuses
+// a Service address before kube-proxy's rules could rewrite it, so the
+// host's own processes (the API server calling a webhook Service, a
+// Service address curl'ed on the node) cannot reach Services. Pods are
+// not affected: their default route is the node.
+func checkRoutes(_ context.Context, e *env) Result {
+	if e.req.ServiceCIDR == "" {
+		return pass("no service network to check")
+	}
+	prefix, err := netip.ParsePrefix(e.req.ServiceCIDR)
+	if err != nil {
+		return fail("service network %q: %v", e.req.ServiceCIDR, err)
+	}
+	data, err := e.read("/proc/net/route")
+	if err != nil {
+		return warn("cannot read the routing table: %v", err)
+	}
+	routes, err := parseRoutes(data)
+	if err != nil {
+		return warn("cannot read the routing table: %v", err)
+	}
+	return routesResult(routes, prefix)
+}
+
+func routesResult(routes []netip.Prefix, service netip.Prefix) Result {
+	for _, r := range routes {
+		if r.Contains(service.Addr()) {
+			return pass("route %s covers the service network %s", r, service)
+		}
+	}
+	return warn("no route covers the service network %s (no default route): this host's own processes, the API server "+
+		"calling a webhook among them, cannot reach Services; add a default route (on an isolated network one to the "+
+		"node's own link is enough: `ip route add default dev <interface>`)", service)
+}
+
+// parseRoutes reads the IPv4 destinations of /proc/net/route: after a
+// header line, fields Iface, Destination, Gateway, Flags, RefCnt, Use,
+// Metric, Mask, … with addresses as little-endian hex.
+func parseRoutes(data string) ([]netip.Prefix, error) {
+	lines := strings.Split(strings.TrimSpace(data), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "Iface") {
+		return nil, errors.New("/proc/net/route: no header")
+	}
+	var out []netip.Prefix
+	for i, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			return nil, fmt.Errorf("/proc/net/route line %d: %d fields", i+2, len(f))
+		}
+		dst, err1 := hexAddr(f[1])
+		mask, err2 := hexAddr(f[7])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("/proc/net/route line %d: %w", i+2, err)
+		}
+		ones, bits := net.IPMask(mask.AsSlice()).Size()
+		if bits == 0 {
+			return nil, fmt.Errorf("/proc/net/route line %d: mask %s is not a prefix", i+2, mask)
+		}
+		out = append(out, netip.PrefixFrom(dst, ones).Masked())
+	}
+	return out, nil
+}
+
+// hexAddr decodes an IPv4 address as /proc/net/route writes it.
+func hexAddr(s string) (netip.Addr, error) {
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil || len(s) != 8 {
+		return netip.Addr{}, fmt.Errorf("address %q: not 8 hex digits", s)
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(v))
+	return netip.AddrFrom4(b), nil
 }

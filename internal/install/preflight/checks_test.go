@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -375,5 +377,49 @@ func TestConflictingSoftware(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			wantStatus(t, runOne(t, "conflicting-software", fixedHost(healthyRoot(t, tt.extra)), Defaults("")), tt.status, tt.substr)
 		})
+	}
+}
+
+// /proc/net/route as a host with a default route, and as an isolated one
+// with its link and its pod routes only, writes it.
+const (
+	routesDefault = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n" +
+		"eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+	routesIsolated = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"eth0\t0000EC0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n" +
+		"eth0\t0000F40A\t0200EC0A\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+)
+
+func TestRoutes(t *testing.T) {
+	service := netip.MustParsePrefix("10.100.0.0/16")
+	tests := []struct {
+		name   string
+		table  string
+		status Status
+	}{
+		{"a default route", routesDefault, Pass},
+		{"no default route", routesIsolated, Warn},
+		{"a route to the service network", routesIsolated + "eth0\t0000640A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n", Pass},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			routes, err := parseRoutes(tt.table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := routesResult(routes, service); r.Status != tt.status {
+				t.Errorf("%s: %s", r.Status, r.Message)
+			}
+		})
+	}
+	routes, _ := parseRoutes(routesIsolated)
+	if want := []netip.Prefix{netip.MustParsePrefix("10.236.0.0/24"), netip.MustParsePrefix("10.244.0.0/24")}; !slices.Equal(routes, want) {
+		t.Errorf("parsed %v, want %v", routes, want)
+	}
+	for _, bad := range []string{"", "eth0 0 0", "Iface\neth0\tZZ\t0\t0\t0\t0\t0\t00FFFFFF\n", "Iface\neth0\t0000000A\t0\t0\t0\t0\t0\t00FF00FF\n"} {
+		if _, err := parseRoutes(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }

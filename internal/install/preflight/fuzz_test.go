@@ -61,3 +61,20 @@ func FuzzParsePortRange(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRoutes(f *testing.F) {
+	f.Add(routesDefault)
+	f.Add(routesIsolated)
+	f.Add("Iface\neth0\t0000000A\t0\t0\t0\t0\t0\t00FF00FF\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		routes, err := parseRoutes(data)
+		if err != nil && routes != nil {
+			t.Errorf("error %v with routes %v", err, routes)
+		}
+		for _, r := range routes {
+			if !r.IsValid() || r != r.Masked() {
+				t.Errorf("route %v", r)
+			}
+		}
+	})
+}

@@ -65,6 +65,7 @@ var checks = []check{
 	{"conflicting-software", checkConflicting},
 	{"time", checkTime},
 	{"cgroups", checkCgroups},
+	{"routes", checkRoutes},
 }
 
 // Checks returns every check's name in run order.

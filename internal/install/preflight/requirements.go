@@ -61,6 +61,9 @@ type Requirements struct {
 	// GravityBinDir holds our own binaries: a conflicting name running
 	// from here is a runtime we started, not a competitor.
 	GravityBinDir string
+	// ServiceCIDR is the cluster's service network, which a route of the
+	// host must cover (the routes check); empty skips that check.
+	ServiceCIDR string
 	// Advisory lists checks whose thresholds are built-in guesses rather
 	// than the app's stated needs: falling short of them warns instead of
 	// failing. FromProfile removes a check from it when the manifest
