@@ -251,7 +251,7 @@ func BenchmarkRuntimeUpgrade(b *testing.B) {
 			token: strings.TrimSpace(ih.mustRun("gravity", "status", "--token"))}
 		c.join(b, "h2")
 		c.join(b, "h3")
-		c.join(b, "h4", "--role=node")
+		c.join(b, "h4") // the fourth node: a worker
 		masters := []*installHost{ih, c.hosts["h2"], c.hosts["h3"]}
 		stop := startLoad(b, c, masters, c.hosts["h4"], c.hosts["h4"])
 		start := time.Now()
