@@ -170,11 +170,43 @@ func (b bootstrap) Execute(ctx context.Context) error {
 	if b.runtime == "" {
 		return nil
 	}
+	if err := b.pruneVersions(); err != nil {
+		return err
+	}
 	dir := filepath.Join(b.root, b.runtime)
 	if _, err := os.Stat(filepath.Join(dir, "bin", "kube")); err == nil {
 		return nil // unpacked by an earlier run
 	}
 	return st.ExtractPackage(ctx, RuntimeRef(b.runtime), dir)
+}
+
+// pruneVersions removes the runtime versions the node neither runs nor is
+// getting: one previous version is kept (the one running now, which a
+// rollback of this upgrade, or of it once completed, switches back to),
+// not every version the node ever had.
+func (b bootstrap) pruneVersions() error {
+	n, err := install.LocalNode(b.stateDir)
+	if err != nil {
+		return err
+	}
+	running := filepath.Dir(n.BinDir)
+	if filepath.Dir(running) != filepath.Clean(b.root) {
+		return nil // a custom layout: not ours to prune
+	}
+	entries, err := os.ReadDir(b.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dir := filepath.Join(b.root, e.Name())
+		if !e.IsDir() || dir == running || e.Name() == b.runtime {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing runtime version %s: %w", e.Name(), err)
+		}
+	}
+	return nil
 }
 
 // Rollback removes the new runtime's directory, unless the node still

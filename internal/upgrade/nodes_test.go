@@ -85,6 +85,12 @@ func TestBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.root = root
+	// A version from before the one running goes; the running one stays.
+	for _, v := range []string{"0.0.9", "0.1.0"} {
+		if err := os.MkdirAll(filepath.Join(root, v, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for range 2 { // idempotent
 		if err := b.Execute(ctx); err != nil {
 			t.Fatal(err)
@@ -92,6 +98,12 @@ func TestBootstrap(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(root, "0.1.1", "bin", "kube")); err != nil || string(got) != "kube 0.1.1" {
 		t.Fatalf("new runtime: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "0.0.9")); !os.IsNotExist(err) {
+		t.Errorf("an old runtime version was kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "0.1.0", "bin")); err != nil {
+		t.Errorf("the running runtime version was removed: %v", err)
 	}
 	st, err := store.Open(install.Config{StateDir: stateDir}.PackagesDir())
 	if err != nil {
