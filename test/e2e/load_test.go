@@ -70,6 +70,13 @@ func startLoad(t testing.TB, c *haCluster, masters []*installHost, from *install
 	// address before kube-proxy's rules could rewrite it: route the
 	// service network onto the host's link, as a default route would.
 	from.mustRun("ip", "route", "replace", config.DefaultServiceCIDR, "dev", "eth0")
+	// The Deployment is available before kube-proxy on the querying node
+	// has the Service's endpoints: count from the first answer on.
+	query := func() (string, error) { return from.run("curl", "-sS", "-m", "3", "http://"+svc+"/") }
+	waitUntil(t, "the web Service's first answer on "+from.h.IP.String(), time.Minute, func() bool {
+		_, err := query()
+		return err == nil
+	})
 	ctx, cancel := context.WithCancel(c.ctx)
 	var wg sync.WaitGroup
 	var web probeCount
@@ -88,7 +95,7 @@ func startLoad(t testing.TB, c *haCluster, masters []*installHost, from *install
 		}()
 	}
 	loop(func() {
-		out, err := from.run("curl", "-sS", "-m", "3", "http://"+svc+"/")
+		out, err := query()
 		if ctx.Err() == nil {
 			web.add(err, out)
 		}
