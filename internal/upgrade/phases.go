@@ -292,15 +292,21 @@ type remoteBinaries struct {
 }
 
 func (r remoteBinaries) Execute(ctx context.Context) error {
-	if r.payload == "" {
-		return fmt.Errorf("phase %s: no new gravity binary to send (the upgrade's image is gone)", r.phase)
-	}
-	f, err := os.Open(r.payload)
+	f, err := r.openGravity(r.payload)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	return r.agents.Run(ctx, r.addr, r.op, r.phase, false, f)
+}
+
+// openGravity opens the new gravity binary a phase sends its node; a
+// rollback of the last upgrade has none (its image is gone).
+func (r remoteRun) openGravity(path string) (*os.File, error) {
+	if path == "" {
+		return nil, fmt.Errorf("phase %s: no new gravity binary to send (the upgrade's image is gone)", r.phase)
+	}
+	return os.Open(path)
 }
 
 // nodeBinaries replaces this node's gravity with src, which must have

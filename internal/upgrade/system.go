@@ -237,10 +237,7 @@ type remoteSystem struct {
 }
 
 func (r remoteSystem) Execute(ctx context.Context) error {
-	if r.payload == "" {
-		return fmt.Errorf("phase %s: no new gravity binary to send (the upgrade's image is gone)", r.phase)
-	}
-	f, err := os.Open(r.payload)
+	f, err := r.openGravity(r.payload)
 	if err != nil {
 		return err
 	}
