@@ -67,9 +67,9 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 	}
 	in := PhaseInput{Config: o.s.cfg, Node: o.node, Type: o.ph.Type}
 	if o.ph.Type == typeBootstrap && !rollback {
-		files, err := caFiles(o.s.cfg.PKIDir())
+		files, err := bootstrapFiles(o.s.cfg, o.node)
 		if err != nil {
-			return fmt.Errorf("reading the cluster CA: %w", err)
+			return err
 		}
 		in.Files = files
 	}
@@ -91,6 +91,25 @@ func (o onNode) run(ctx context.Context, rollback bool) error {
 		return fmt.Errorf("on node %s (exit code %d):\n%s", o.node, code, tail.Last(4096))
 	}
 	return nil
+}
+
+// bootstrapFiles is the CA set the bootstrap of node sends it. The CA
+// keys go to a master only, over the agent's mutual TLS: install makes the
+// first master, and every other node comes through `gravity join`, which
+// sends a worker certificates for keys it made itself and no CA key.
+func bootstrapFiles(c Config, node string) (map[string][]byte, error) {
+	nd, err := c.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	if !nd.Master {
+		return nil, fmt.Errorf("bootstrap of %s: install sends the CA set to masters only; a worker joins with `gravity join`", node)
+	}
+	files, err := caFiles(c.PKIDir())
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster CA: %w", err)
+	}
+	return files, nil
 }
 
 // allNodes runs a phase on every node's agent, in turn.

@@ -10,6 +10,7 @@ import (
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/install/preflight"
 	"github.com/opengravity/gravity/internal/manifest"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/node"
 )
@@ -204,6 +205,43 @@ func TestPreflightCoversRuntimePorts(t *testing.T) {
 			if !slices.Contains(preflight.DefaultPorts, port) {
 				t.Errorf("%s listens on %d, which the preflight port check does not test", p.Name, port)
 			}
+		}
+	}
+}
+
+// TestBootstrapFiles: the installer sends the CA set, keys included, to a
+// master only.
+func TestBootstrapFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := Config{OperationID: "op", ClusterName: "c", StateDir: dir, Nodes: []Node{
+		{IP: "10.0.0.1", Master: true}, {IP: "10.0.0.2"},
+	}}
+	cs, err := pki.NewCASet("c", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Save(c.PKIDir(), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		node, err string
+	}{
+		{"10.0.0.1", ""},
+		{"10.0.0.2", "masters only"},
+		{"10.0.0.3", "not part of operation"},
+	} {
+		files, err := bootstrapFiles(c, tc.node)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || files != nil {
+				t.Errorf("%s: files %d, err %v; want %q", tc.node, len(files), err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.node, err)
+		}
+		if _, err := pki.ParseFiles(files); err != nil {
+			t.Errorf("%s: the files are not the CA set: %v", tc.node, err)
 		}
 	}
 }
