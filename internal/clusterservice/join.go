@@ -438,37 +438,54 @@ func (s *Service) handleComplete(w http.ResponseWriter, r *http.Request) {
 // handleRollback undoes the cluster's side of a join the node rolled back:
 // its Node object, its subnet; the operation stays, rolled back.
 func (s *Service) handleRollback(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	op, u, ok := s.operationPlan(w, r, "rollback")
 	if !ok {
 		return
 	}
-	ip := op.Data[DataNode]
-	if err := s.forgetNode(ctx, ip); err != nil {
+	if err := s.undoJoin(r.Context(), op, u.Plan); err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
+	s.cfg.Log.Info("join rolled back", "node", op.Data[DataNode], "operation", op.OperationID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// undoJoin takes the node of expand operation op out of the cluster (its
+// Node, its pod subnet, its etcd member) and records p, op's plan, rolled
+// back: every phase that ran or was running.
+func (s *Service) undoJoin(ctx context.Context, op, p *plan.Plan) error {
+	ip := op.Data[DataNode]
+	if err := s.forgetNode(ctx, ip); err != nil {
+		return err
+	}
 	if op.Data[DataMaster] == "true" {
 		if err := s.forgetMember(ctx, ip); err != nil {
-			s.fail(w, http.StatusInternalServerError, err)
-			return
+			return err
 		}
 	}
-	for _, ph := range u.Plan.Leaves() {
+	for _, ph := range p.Leaves() {
 		if ph.State == plan.Completed || ph.State == plan.Failed || ph.State == plan.InProgress {
 			ph.RollBack(s.cfg.Now().UTC())
 		}
 	}
-	if err := cluster.SaveOperation(ctx, s.cfg.Clients, u.Plan); err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
+	if err := cluster.SaveOperation(ctx, s.cfg.Clients, p); err != nil {
+		return err
 	}
-	if err := s.settle(ctx); err != nil {
-		s.fail(w, http.StatusInternalServerError, err)
-		return
+	return s.settle(ctx)
+}
+
+// abandonJoin is a forced removal of a node that is still joining: its
+// host died (or will not be back), so no `gravity join` there will resume
+// or roll back the operation, which would hold the cluster expanding. The
+// master undoes the cluster's side of the join from the operation's record.
+// Should the host come back, its join is refused (the operation has ended)
+// and `gravity leave --force` there cleans it.
+func (s *Service) abandonJoin(ctx context.Context, op *plan.Plan) (*plan.Plan, error) {
+	s.cfg.Log.Info("abandoning a join", "node", op.Data[DataNode], "operation", op.OperationID)
+	if err := s.undoJoin(ctx, op, op); err != nil {
+		return nil, fmt.Errorf("rolling back the join of %s (operation %s): %w", op.Data[DataNode], op.OperationID, err)
 	}
-	s.cfg.Log.Info("join rolled back", "node", ip, "operation", op.OperationID)
-	w.WriteHeader(http.StatusNoContent)
+	return op, nil
 }
 
 // drain cordons the node and deletes its pods, so that their controllers

@@ -355,11 +355,11 @@ func TestFreeSubnet(t *testing.T) {
 	}
 }
 
-// A node removes itself with its own certificate, never another; the
-// shrink is recorded, the node and its subnet are gone.
-func TestRemoveWorker(t *testing.T) {
+// registeredWorker is node-2 (10.0.0.2) admitted as a worker, with the
+// Node object its kubelet makes.
+func (f *fixture) registeredWorker(t *testing.T) (*Client, *JoinResponse) {
+	t.Helper()
 	ctx := context.Background()
-	f := newFixture(t)
 	c, err := Discover(ctx, f.addr, testToken)
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +372,15 @@ func TestRemoveWorker(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.2", Labels: map[string]string{cluster.LabelHostname: "node-2"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return c, a
+}
+
+// A node removes itself with its own certificate, never another; the
+// shrink is recorded, the node and its subnet are gone.
+func TestRemoveWorker(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c, a := f.registeredWorker(t)
 	if err := c.Complete(ctx, finish(a.Plan)); err != nil {
 		t.Fatal(err)
 	}
@@ -403,6 +412,51 @@ func TestRemoveWorker(t *testing.T) {
 	cm, _ := f.clients.Kube.ConfigMaps(cluster.Namespace).Get(ctx, subnetsName, metav1.GetOptions{})
 	if _, ok := cm.Data["10.0.0.2"]; ok {
 		t.Fatal("the removed node kept its pod subnet")
+	}
+}
+
+// A join whose host died half way is rolled back from a master by a
+// forced removal; without --force the removal says how.
+func TestRemoveJoiningNode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	// The node got as far as registering itself.
+	c, a := f.registeredWorker(t)
+	kp, err := f.cas.Cluster.Issue(pki.Request{CommonName: "admin", Organization: []string{pki.SystemMasters}, Validity: time.Hour, Usages: pki.UsageClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &tls.Config{RootCAs: f.cas.Cluster.Pool(), Certificates: []tls.Certificate{kp.TLSCertificate()}}
+	if _, err := Remove(ctx, f.addr, admin, "node-2", false); err == nil || !strings.Contains(err.Error(), "is still joining") {
+		t.Fatalf("removal of a joining node without --force: %v", err)
+	}
+	if info, _ := cluster.LoadInfo(ctx, f.clients); info.State != "expanding" {
+		t.Fatalf("a refused removal changed the cluster's state to %q", info.State)
+	}
+	p, err := Remove(ctx, f.addr, admin, "10.0.0.2", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.OperationID != a.OperationID || p.State() != plan.RolledBack {
+		t.Fatalf("removal of a joining node answered operation %s (%s), want %s rolled back", p.OperationID, p.State(), a.OperationID)
+	}
+	ops, _ := cluster.Operations(ctx, f.clients)
+	if len(ops) != 1 || ops[0].State() != plan.RolledBack {
+		t.Fatalf("operations after the removal: %d, first %v", len(ops), ops[0].State())
+	}
+	if _, err := f.clients.Kube.Nodes().Get(ctx, "10.0.0.2", metav1.GetOptions{}); err == nil {
+		t.Fatal("the abandoned node is still there")
+	}
+	cm, _ := f.clients.Kube.ConfigMaps(cluster.Namespace).Get(ctx, subnetsName, metav1.GetOptions{})
+	if _, ok := cm.Data["10.0.0.2"]; ok {
+		t.Fatal("the abandoned node kept its pod subnet")
+	}
+	if info, _ := cluster.LoadInfo(ctx, f.clients); info.State != "active" {
+		t.Fatalf("cluster state %q after the join was rolled back", info.State)
+	}
+	// Its host comes back: the operation has ended.
+	if _, err := c.Certs(ctx, a.OperationID, nil); err == nil || !strings.Contains(err.Error(), "is rolled_back") {
+		t.Fatalf("the abandoned join went on: %v", err)
 	}
 }
 

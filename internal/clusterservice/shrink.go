@@ -103,6 +103,16 @@ func (s *Service) shrink(ctx context.Context, name string, force bool) (*plan.Pl
 		return nil, err
 	}
 	for _, op := range ops {
+		if done(op) || op.OperationType != OperationExpand || (op.Data[DataNode] != name && hostnameOfPlan(op) != name) {
+			continue
+		}
+		if !force {
+			return nil, refuse("node %s is still joining (operation %s): `gravity join` there resumes it and `gravity plan rollback` there undoes it; "+
+				"if that host is gone, `gravity remove %s --force` rolls the join back from here", name, op.OperationID, name)
+		}
+		return s.abandonJoin(ctx, op)
+	}
+	for _, op := range ops {
 		if done(op) {
 			continue
 		}

@@ -137,16 +137,19 @@ func Remove(ctx context.Context, o RemoveOptions) error {
 	if err != nil {
 		return err
 	}
-	target, err := findNode(ctx, c, o.Node)
+	name, desc, joining, err := findTarget(ctx, c, o.Node)
 	if err != nil {
 		return err
 	}
-	if target.Name == n.Name {
+	if name == n.Name {
 		return errors.New("this is the node gravity runs on: `gravity leave` takes it out")
 	}
-	desc := fmt.Sprintf("%s (%s)", target.Labels[cluster.LabelHostname], target.Name)
+	what := "removing node " + desc
+	if joining {
+		what = "rolling back the join of node " + desc
+	}
 	if !o.Confirm {
-		fmt.Fprintf(o.Out, "Please confirm removing node %s [y/N]: ", desc)
+		fmt.Fprintf(o.Out, "Please confirm %s [y/N]: ", what)
 		line, _ := bufio.NewReader(o.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			return errors.New("not confirmed: nothing was changed")
@@ -157,16 +160,44 @@ func Remove(ctx context.Context, o RemoveOptions) error {
 		return err
 	}
 	pr := printer{o.Out}
-	pr.say("Removing node %s", desc)
-	p, err := remove(ctx, []string{n.IP.String()}, tlsCfg, target.Name, o.Force)
+	pr.say("%s%s", strings.ToUpper(what[:1]), what[1:])
+	p, err := remove(ctx, []string{n.IP.String()}, tlsCfg, name, o.Force)
 	if err != nil {
 		return err
 	}
 	for _, ph := range p.Leaves() {
 		pr.say("%s: %s", ph.Description, ph.State)
 	}
+	if joining {
+		pr.say("The join of node %s has been rolled back (operation %s); `gravity leave --force` cleans that host if it comes back", desc, p.OperationID)
+		return nil
+	}
 	pr.say("Node %s has been removed (operation %s)", desc, p.OperationID)
 	return nil
+}
+
+// findTarget is the node `gravity remove` names: a node of the cluster, or
+// else one whose join is still open (its host may have died half way).
+func findTarget(ctx context.Context, c cluster.Clients, what string) (name, desc string, joining bool, err error) {
+	target, err := findNode(ctx, c, what)
+	if err == nil {
+		return target.Name, fmt.Sprintf("%s (%s)", target.Labels[cluster.LabelHostname], target.Name), false, nil
+	}
+	ops, oerr := cluster.Operations(ctx, c)
+	if oerr != nil {
+		return "", "", false, errors.Join(err, oerr)
+	}
+	for _, op := range ops {
+		st := op.State()
+		if op.OperationType != clusterservice.OperationExpand || st == plan.Completed || st == plan.RolledBack {
+			continue
+		}
+		ip, host := op.Data[clusterservice.DataNode], op.Data[clusterservice.DataHostname]
+		if ip == what || host == what {
+			return ip, fmt.Sprintf("%s (%s)", host, ip), true, nil
+		}
+	}
+	return "", "", false, err
 }
 
 func findNode(ctx context.Context, c cluster.Clients, what string) (*corev1.Node, error) {

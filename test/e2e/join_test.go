@@ -58,15 +58,34 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 		t.Errorf("gravity plan on the master does not show the join:\n%s", plan)
 	}
 	t.Logf("rollback:\n%s", w.mustRun("/root/gravity", "plan", "rollback"))
-	if out, err := ih.run("kubectl", "get", "node", ip); err == nil {
-		t.Errorf("node %s is in the cluster after the join was rolled back:\n%s", ip, out)
+	rolledBack := func(how string) {
+		t.Helper()
+		if out, err := ih.run("kubectl", "get", "node", ip); err == nil {
+			t.Errorf("node %s is in the cluster after the join was %s:\n%s", ip, how, out)
+		}
+		if cm := ih.mustRun("kubectl", "-n", "kube-system", "get", "configmap", "gravity-pod-subnets", "-o", "jsonpath={.data}"); strings.Contains(cm, ip) {
+			t.Errorf("the join %s kept its pod subnet: %s", how, cm)
+		}
+		if status := ih.mustRun("gravity", "status"); !strings.Contains(status, "Cluster status:\t\tactive") {
+			t.Errorf("cluster not active after the join was %s:\n%s", how, status)
+		}
 	}
-	if cm := ih.mustRun("kubectl", "-n", "kube-system", "get", "configmap", "gravity-pod-subnets", "-o", "jsonpath={.data}"); strings.Contains(cm, ip) {
-		t.Errorf("the rolled back join kept its pod subnet: %s", cm)
+	rolledBack("rolled back")
+	w.assertClean()
+
+	// The joining host dies half way, its runtime started: nothing there
+	// will resume or undo the join, which holds the cluster expanding. The
+	// master rolls it back; without --force it says how.
+	w.killDuring("/system/"+ip, "/root/gravity", joinArgs...)
+	_, _ = w.run("kill", "-9", "-1")
+	ih.mustFail("is still joining", "gravity", "remove", ip, "--confirm")
+	out := ih.mustRun("gravity", "remove", ip, "--force", "--confirm")
+	t.Logf("gravity remove of the dead joining host:\n%s", out)
+	if !strings.Contains(out, "The join of node h2 ("+ip+") has been rolled back") {
+		t.Errorf("gravity remove of a joining node did not say the join was rolled back")
 	}
-	if status := ih.mustRun("gravity", "status"); !strings.Contains(status, "Cluster status:\t\tactive") {
-		t.Errorf("cluster not active after the rollback:\n%s", status)
-	}
+	rolledBack("abandoned")
+	w.mustRun("/root/gravity", "leave", "--force")
 	w.assertClean()
 
 	// kill -9 in two more phases; running gravity join again resumes. Both
@@ -117,7 +136,7 @@ func testJoinWorker(t *testing.T, ih *installHost) {
 	// The worker renews its certificates through the cluster service and
 	// stays Ready on them.
 	before := w.mustRun("cat", "/var/lib/gravity/secrets/kubelet.crt")
-	out := w.mustRun("gravity", "certs", "renew")
+	out = w.mustRun("gravity", "certs", "renew")
 	t.Logf("gravity certs renew on the worker:\n%s", out)
 	if !strings.Contains(out, "Renewed the certificates of "+ip) || !strings.Contains(out, "Restarted kubelet") {
 		t.Errorf("renew on the worker did not renew and restart")

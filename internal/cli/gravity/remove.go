@@ -19,7 +19,11 @@ func removeCommand(stdout io.Writer) *cobra.Command {
 master, delete it and free its pod subnet, as a shrink operation the cluster
 records. A master whose removal would leave etcd without a healthy majority is
 refused without --force; --force also removes a node that does not answer.
-The removed node itself is not cleaned: ` + "`gravity leave --force`" + ` there does it.`,
+The removed node itself is not cleaned: ` + "`gravity leave --force`" + ` there does it.
+
+A node still joining is named the same way: when its host died half way, so that
+no ` + "`gravity join`" + ` there will resume or undo the join, --force rolls the join back
+from here (its Node, pod subnet and etcd member go) and the cluster is active again.`,
 		Example: "  sudo gravity remove node-3 --confirm",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
