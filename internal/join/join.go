@@ -170,8 +170,9 @@ func resume(ctx context.Context, o Options, rec *record, p printer, start time.T
 }
 
 func run(ctx context.Context, o Options, rec *record, c *clusterservice.Client, p printer, start time.Time) error {
-	r := runner(o, rec, c, p)
+	r, m := runner(o, rec, c, p)
 	pl, err := r.Resume(ctx)
+	m.Flush()
 	if err != nil {
 		p.say("Operation failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 		fmt.Fprintln(o.Out, "The plan is saved. Fix the problem, then run `gravity join` again (or `gravity plan resume`); "+

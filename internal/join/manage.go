@@ -21,7 +21,9 @@ func Execute(ctx context.Context, o Options, phase string, force bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = runner(o, rec, c, printer{o.Out}).Execute(ctx, phase, force)
+	r, m := runner(o, rec, c, printer{o.Out})
+	_, err = r.Execute(ctx, phase, force)
+	m.Flush()
 	return err
 }
 
@@ -39,7 +41,9 @@ func Rollback(ctx context.Context, o Options, phase string, force bool) error {
 		fmt.Fprintf(o.Out, "warning: %v\n", err)
 	}
 	p := printer{o.Out}
-	pl, err := runner(o, rec, c, p).Rollback(ctx, phase, force)
+	r, m := runner(o, rec, c, p)
+	pl, err := r.Rollback(ctx, phase, force)
+	m.Flush()
 	if err != nil {
 		return err
 	}

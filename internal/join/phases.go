@@ -2,6 +2,7 @@ package join
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -133,17 +135,34 @@ func installConfig(stateDir string, rec *record) install.Config {
 	return c
 }
 
-// mirror keeps the plan on this disk and in the cluster's operation. The
-// local copy is the one resume reads; a failed mirror is logged.
+// mirror keeps a join's plan on this node, where it is saved before each
+// phase runs and after it, and sends every state of it to the cluster,
+// where `gravity status` and `gravity plan` on a master show it. The
+// sends run behind the phases, newest state only: a master answering a
+// save takes a few hundred milliseconds, a dozen of which would add
+// seconds to every join. Flush waits for the last one, before the
+// operation ends in the cluster (Complete or Rollback), which a stale
+// save must not follow.
 type mirror struct {
 	local plan.FileStore
 	c     *clusterservice.Client
 	log   *slog.Logger
+
+	mu   sync.Mutex
+	idle *sync.Cond
+	next []byte // the newest plan not yet sent, as JSON
+	busy bool
 }
 
-func (m mirror) Load(ctx context.Context) (*plan.Plan, error) { return m.local.Load(ctx) }
+func newMirror(local plan.FileStore, c *clusterservice.Client, log *slog.Logger) *mirror {
+	m := &mirror{local: local, c: c, log: log}
+	m.idle = sync.NewCond(&m.mu)
+	return m
+}
 
-func (m mirror) Save(ctx context.Context, p *plan.Plan) error {
+func (m *mirror) Load(ctx context.Context) (*plan.Plan, error) { return m.local.Load(ctx) }
+
+func (m *mirror) Save(ctx context.Context, p *plan.Plan) error {
 	if err := m.local.Save(ctx, p); err != nil {
 		return err
 	}
@@ -152,14 +171,57 @@ func (m mirror) Save(ctx context.Context, p *plan.Plan) error {
 	if st := p.State(); m.c == nil || st == plan.Completed || st == plan.RolledBack {
 		return nil
 	}
-	if err := m.c.SavePlan(ctx, p); err != nil && m.log != nil {
-		m.log.Warn("plan not saved in the cluster", "operation", p.OperationID, "error", err.Error())
+	// The runner goes on changing p: what is sent is this state of it.
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next = data
+	if !m.busy {
+		m.busy = true
+		go m.send()
 	}
 	return nil
 }
 
-func runner(o Options, rec *record, c *clusterservice.Client, p printer) *plan.Runner {
-	store := mirror{local: plan.FileStore{Path: planPath(o.StateDir)}, c: c, log: o.Log}
+func (m *mirror) send() {
+	for {
+		m.mu.Lock()
+		data := m.next
+		m.next = nil
+		if data == nil {
+			m.busy = false
+			m.idle.Broadcast()
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+		var p plan.Plan
+		err := json.Unmarshal(data, &p)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = m.c.SavePlan(ctx, &p)
+			cancel()
+		}
+		if err != nil && m.log != nil {
+			m.log.Warn("plan not saved in the cluster", "operation", p.OperationID, "error", err.Error())
+		}
+	}
+}
+
+// Flush waits until the cluster has been sent the last plan saved.
+func (m *mirror) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.busy {
+		m.idle.Wait()
+	}
+}
+
+func runner(o Options, rec *record, c *clusterservice.Client, p printer) (*plan.Runner, *mirror) {
+	store := newMirror(plan.FileStore{Path: planPath(o.StateDir)}, c, o.Log)
 	return &plan.Runner{Store: store, Executors: executors(o.StateDir, rec, c, store, o.Out),
 		Progress: func(e plan.Event) {
 			switch e.State {
@@ -168,11 +230,11 @@ func runner(o Options, rec *record, c *clusterservice.Client, p printer) *plan.R
 			case plan.RolledBack:
 				p.say("Rolled back: %s", e.Phase.Description)
 			}
-		}}
+		}}, store
 }
 
 // executors registers what runs each phase type of a join on this node.
-func executors(stateDir string, rec *record, c *clusterservice.Client, st plan.Store, out interface{ Write([]byte) (int, error) }) plan.Registry {
+func executors(stateDir string, rec *record, c *clusterservice.Client, st *mirror, out interface{ Write([]byte) (int, error) }) plan.Registry {
 	cfg := installConfig(stateDir, rec)
 	ip := rec.Node.Self.IP
 	r := plan.Registry{}
@@ -223,7 +285,7 @@ func (hookStep) Rollback(context.Context) error { return nil }
 // subnet go).
 type admitStep struct {
 	c     *clusterservice.Client
-	store plan.Store
+	store *mirror
 }
 
 func (admitStep) Execute(context.Context) error {
@@ -234,6 +296,7 @@ func (s admitStep) Rollback(ctx context.Context) error {
 	if s.c == nil {
 		return errors.New("no connection to the cluster to undo the admission: run `gravity plan rollback` again once a master answers")
 	}
+	s.store.Flush()
 	p, err := s.store.Load(ctx)
 	if err != nil {
 		return err
