@@ -1,7 +1,9 @@
 package node
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -172,6 +174,9 @@ func Processes(n config.Node, tls ProbeTLS) ([]supervisor.Process, error) {
 		if c.name == APIServer {
 			proc.ReadyTimeout = apiServerReadyTimeout
 		}
+		if c.name == Etcd && joiningEtcd(n) {
+			proc.RestartIfNotReady = etcdJoinRestart
+		}
 		if c.name == Kubelet && !n.ModifyKernelDefaults {
 			if proc, err = withKernelView(proc, n); err != nil {
 				return nil, err
@@ -234,6 +239,27 @@ func EtcdClusterState(n config.Node) config.ClusterState {
 		return config.ClusterStateNew
 	}
 	return config.ClusterStateExisting
+}
+
+// etcdJoinRestart: a member joining an existing cluster gets the leader's
+// snapshot as it starts, and applying it resets its connections to the
+// other members. When that drops the message announcing the member to the
+// cluster, which it must get through before it serves clients, etcd sends
+// it again only after its request timeout (7 s with the default election
+// timeout), a known upstream behaviour (etcd-io/etcd#16436). Started
+// again, the member has the snapshot, announces itself at once and is
+// ready in well under a second: a join's member that is not ready after
+// this long is restarted once.
+const etcdJoinRestart = 2 * time.Second
+
+// joiningEtcd says whether n's etcd is about to start for the first time
+// as a new member of an existing cluster (its data directory not made yet).
+func joiningEtcd(n config.Node) bool {
+	if EtcdClusterState(n) != config.ClusterStateExisting {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(n.Paths().EtcdData, "member"))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 func etcdArgs(n config.Node) ([]string, error) { return config.EtcdArgs(n, EtcdClusterState(n)) }

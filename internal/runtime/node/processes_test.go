@@ -182,3 +182,27 @@ func TestEtcdClusterState(t *testing.T) {
 		t.Errorf("second master: %s", got)
 	}
 }
+
+// Only the first start of a member joining an existing cluster may be
+// restarted when it stalls.
+func TestJoiningEtcd(t *testing.T) {
+	m := testMaster(t)
+	m.StateDir = t.TempDir()
+	m, err := m.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if joiningEtcd(m) {
+		t.Error("the first master's etcd counted as joining")
+	}
+	m.IP = master2IP
+	if !joiningEtcd(m) {
+		t.Error("a new member's first start not counted as joining")
+	}
+	if err := os.MkdirAll(filepath.Join(m.Paths().EtcdData, "member"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if joiningEtcd(m) {
+		t.Error("a member with data counted as joining")
+	}
+}

@@ -49,6 +49,7 @@ func helperMain(args []string) int {
 	after := fs.Duration("after", 0, "see -exit")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	grandchild := fs.Bool("grandchild", false, "spawn a child that outlives nothing")
+	stallOnce := fs.String("stall-once", "", "the first start (this file absent: it is made) never listens")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -68,6 +69,12 @@ func helperMain(args []string) int {
 			return 1
 		}
 		fmt.Println("grandchild", gc.Process.Pid)
+	}
+	if *stallOnce != "" {
+		if _, err := os.Stat(*stallOnce); os.IsNotExist(err) {
+			appendLine(*stallOnce, "stalled")
+			*listen = 0
+		}
 	}
 	if *listen > 0 {
 		time.Sleep(*listenDelay)

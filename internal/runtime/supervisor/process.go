@@ -46,6 +46,11 @@ type Process struct {
 	Ready func(ctx context.Context) error
 	// ReadyTimeout bounds the wait for Ready during Supervisor.Start.
 	ReadyTimeout time.Duration
+	// RestartIfNotReady, when set, restarts the process once if its first
+	// start is not ready that long after it began: for a program whose
+	// first start can stall on a lost message that it retries only after
+	// a long timeout, while a second start does not hit it.
+	RestartIfNotReady time.Duration
 	// Ports are the TCP ports the process will listen on; each must be free
 	// before every start, so a conflict is reported by name rather than as a
 	// crash loop with a bind error buried in the log.
@@ -69,7 +74,7 @@ func (p Process) validate() error {
 	if b.Min < 0 || b.Max < 0 || b.Reset < 0 || (b.Max != 0 && b.Min > b.Max) {
 		return fmt.Errorf("%s: bad restart backoff %v..%v (reset %v)", p.Name, b.Min, b.Max, b.Reset)
 	}
-	if p.StopTimeout < 0 || p.ReadyTimeout < 0 {
+	if p.StopTimeout < 0 || p.ReadyTimeout < 0 || p.RestartIfNotReady < 0 {
 		return fmt.Errorf("%s: negative timeout", p.Name)
 	}
 	for _, port := range p.Ports {

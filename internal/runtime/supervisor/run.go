@@ -221,6 +221,10 @@ func (r *runner) probe(inst *instance) {
 		}
 		cancel()
 	}()
+	var restartAt time.Time
+	if r.p.RestartIfNotReady > 0 && inst.n == 1 {
+		restartAt = inst.started.Add(r.p.RestartIfNotReady)
+	}
 	for r.p.Ready != nil {
 		pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
 		err := r.p.Ready(pctx)
@@ -231,6 +235,12 @@ func (r *runner) probe(inst *instance) {
 		r.mu.Lock()
 		r.lastProbe = err
 		r.mu.Unlock()
+		if !restartAt.IsZero() && time.Now().After(restartAt) {
+			// The loop sees it exit and starts it again.
+			r.log.Warn("not ready in time: restarting it once", "after", r.p.RestartIfNotReady, "probe", err.Error())
+			r.signal(inst.pid, syscall.SIGTERM)
+			restartAt = time.Time{}
+		}
 		select {
 		case <-ctx.Done():
 			return

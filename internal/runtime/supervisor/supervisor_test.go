@@ -124,6 +124,28 @@ func TestRestartedProcessIsProbedAgain(t *testing.T) {
 	}
 }
 
+// A first start that stalls is restarted once, and Start goes on; a
+// start that is ready in time is left alone.
+func TestRestartIfNotReady(t *testing.T) {
+	t.Parallel()
+	mark, dir := newMark(t), t.TempDir()
+	port, quickPort := freePort(t), freePort(t)
+	p := helper(t, "stalls", mark, "-listen", fmt.Sprint(port), "-stall-once", filepath.Join(dir, "stalled"))
+	p.Ready, p.Ports = TCPProbe(fmt.Sprintf("127.0.0.1:%d", port)), []int{port}
+	p.RestartIfNotReady = 300 * time.Millisecond
+	quick := helper(t, "quick", mark, "-listen", fmt.Sprint(quickPort), "-listen-delay", "100ms")
+	quick.Ready, quick.Ports = TCPProbe(fmt.Sprintf("127.0.0.1:%d", quickPort)), []int{quickPort}
+	quick.RestartIfNotReady = 5 * time.Second
+	s := startSupervisor(t, p, quick)
+	st := s.Status()
+	if st[0].State != StateReady || st[0].Restarts != 1 {
+		t.Errorf("the stalled process: %+v, want ready after one restart", st[0])
+	}
+	if st[1].State != StateReady || st[1].Restarts != 0 {
+		t.Errorf("the quick process: %+v, want ready and never restarted", st[1])
+	}
+}
+
 func TestSIGTERMIgnoredIsKilledAfterStopTimeout(t *testing.T) {
 	t.Parallel()
 	mark, record := newMark(t), filepath.Join(t.TempDir(), "events")
