@@ -66,13 +66,14 @@ func TestInstall(t *testing.T) {
 	v2 := ih.unpack("v2", v2tar)
 	// A delta: without what v2 has (alpine:3.4's layers among them).
 	v3 := ih.unpack("failupdate", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failupdate"), "failupdate", "--from", v2tar))
+	fixed := ih.unpack("fixupdate", ih.buildImage(fixedApp(t, ih.work), "fixupdate", "--from", v2tar))
 	failing := ih.unpack("failhook", ih.buildImage(filepath.Join(repo, "test/e2e/testdata/failhook"), "failhook"))
 
 	t.Run("refused", func(t *testing.T) { testRefused(t, ih, v1) })
 	t.Run("kill-resume", func(t *testing.T) { testKillResume(t, ih, v1) })
 	t.Run("installed", func(t *testing.T) { testInstalled(t, ih, v1) })
 	t.Run("upgrade", func(t *testing.T) { testUpgrade(t, ih, v2, v3) })
-	t.Run("upgrade-rollback", func(t *testing.T) { testUpgradeRollback(t, ih, v3) })
+	t.Run("upgrade-rollback", func(t *testing.T) { testUpgradeRollback(t, ih, v3, fixed) })
 	t.Run("join", func(t *testing.T) { testJoinWorker(t, ih) })
 	t.Run("leave", func(t *testing.T) {
 		ih.mustRun("gravity", "leave", "--force")

@@ -170,7 +170,7 @@ func (ih *installHost) waitFor(what string, ok func() bool) {
 // plan rollback` returns the release to its revision from before (the app
 // has no rollback hook), the node to its old runtime and gravity, and the
 // cluster to 0.0.2.
-func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
+func testUpgradeRollback(t *testing.T, ih *installHost, v3, fixed string) {
 	before, err := os.ReadFile(ih.h.Path("/usr/local/bin/gravity"))
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +229,55 @@ func testUpgradeRollback(t *testing.T, ih *installHost, v3 string) {
 	if _, err := ih.run("test", "-e", filepath.Dir(config.VersionBinDir("0.1.1"))); err == nil {
 		t.Errorf("the failing version's runtime is left after the rollback")
 	}
+
+	// The fixed image upgrades: the same runtime switch, its update hook
+	// passing this time.
+	out = ih.mustRun(filepath.Join(fixed, "upgrade"))
+	t.Logf("./upgrade of the fixed version:\n%s", out)
+	if st := ih.mustRun("gravity", "status"); !strings.Contains(st, "cluster-image, version 0.0.4") || !strings.Contains(st, "Cluster status:\t\tactive") {
+		t.Errorf("gravity status after the fixed upgrade:\n%s", st)
+	}
+	if err := json.Unmarshal([]byte(ih.mustRun("cat", "/run/gravity/runtime-status.json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.BinDir != config.VersionBinDir("0.1.1") || st.Version != "0.1.1" || st.State != "running" {
+		t.Errorf("runtime after the fixed upgrade: %+v", st)
+	}
+	if ls := ih.mustRun("helm", "ls"); !regexp.MustCompile(`(?m)^example\t7 +\t.*\tDEPLOYED\talpine-0.0.4\t`).MatchString(ls) {
+		t.Errorf("helm ls after the fixed upgrade:\n%s", ls)
+	}
+}
+
+// fixedApp is the failing update's app with its update hook fixed, as
+// version 0.0.4: a copy under dir, so that the repository keeps one tree.
+func fixedApp(t *testing.T, dir string) string {
+	t.Helper()
+	src, dst := filepath.Join(repo, "test/e2e/testdata/failupdate"), filepath.Join(dir, "fixupdate-app")
+	if err := os.RemoveAll(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(name, old, new string) {
+		t.Helper()
+		path := filepath.Join(dst, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s has no %q to change", name, old)
+		}
+		if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), old, new)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("app.yaml", "resourceVersion: 0.0.3", "resourceVersion: 0.0.4")
+	edit("charts/alpine/Chart.yaml", "version: 0.0.3", "version: 0.0.4")
+	edit("update.yaml", ` &&
+              echo "update: the new version does not start" && exit 1`, "")
+	return dst
 }
 
 // clusterPhase finds phase id in the cluster's newest operation, as
