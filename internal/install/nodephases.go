@@ -206,7 +206,11 @@ func (s pullStep) Execute(ctx context.Context) error {
 		}
 		_ = os.RemoveAll(filepath.Dir(bin)) // an earlier attempt's partial tree, never a finished one (atomicdir)
 		ref := "gravitational.io/runtime:" + s.cfg.BaseVersion
-		if err := st.ExtractPackage(ctx, ref, filepath.Dir(bin)); err != nil {
+		var skip []string
+		if !s.node.Master {
+			skip = node.MasterOnlyFiles()
+		}
+		if err := st.ExtractPackageExcept(ctx, ref, filepath.Dir(bin), skip); err != nil {
 			return fmt.Errorf("extracting %s: %w", ref, err)
 		}
 	}

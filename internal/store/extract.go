@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,18 +24,26 @@ import (
 // os.Root so no entry can be written outside it, then renamed into place:
 // dir is either complete or untouched.
 func (s *Store) ExtractPackage(ctx context.Context, ref, dir string) error {
+	return s.ExtractPackageExcept(ctx, ref, dir, nil)
+}
+
+// ExtractPackageExcept is ExtractPackage leaving out the regular files
+// named in skip (paths in the package, e.g. "bin/etcd"): a node need not
+// write what it will never run. Every layer is still read to its end and
+// its digest checked.
+func (s *Store) ExtractPackageExcept(ctx context.Context, ref, dir string, skip []string) error {
 	_, _, layers, err := s.PackageLayers(ref)
 	if err != nil {
 		return err
 	}
-	err = atomicdir.Fill(dir, 0o755, func(tmp string) error { return s.applyLayers(ctx, tmp, layers) })
+	err = atomicdir.Fill(dir, 0o755, func(tmp string) error { return s.applyLayers(ctx, tmp, layers, skip) })
 	if err != nil {
 		return fmt.Errorf("extract package %s: %w", ref, err)
 	}
 	return nil
 }
 
-func (s *Store) applyLayers(ctx context.Context, dir string, layers []v1.Descriptor) error {
+func (s *Store) applyLayers(ctx context.Context, dir string, layers []v1.Descriptor, skip []string) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -45,7 +54,7 @@ func (s *Store) applyLayers(ctx context.Context, dir string, layers []v1.Descrip
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
-		err = extractLayer(ctx, root, rc)
+		err = extractLayer(ctx, root, rc, skip)
 		if err == nil {
 			// Read past the tar's end so the blob's digest is checked.
 			_, err = io.Copy(io.Discard, rc)
@@ -62,7 +71,7 @@ func (s *Store) applyLayers(ctx context.Context, dir string, layers []v1.Descrip
 // directories, regular files and links are accepted; names are checked
 // with cleanName and symlink targets with linkTarget before anything is
 // written, and root confines what the checks might miss.
-func extractLayer(ctx context.Context, root *os.Root, r io.Reader) error {
+func extractLayer(ctx context.Context, root *os.Root, r io.Reader, skip []string) error {
 	tr := tar.NewReader(r)
 	for count := 0; ; count++ {
 		if err := ctx.Err(); err != nil {
@@ -77,6 +86,9 @@ func extractLayer(ctx context.Context, root *os.Root, r io.Reader) error {
 		}
 		if count >= maxTarEntries {
 			return fmt.Errorf("layer has more than %d entries", maxTarEntries)
+		}
+		if hdr.Typeflag == tar.TypeReg && slices.Contains(skip, path.Clean(strings.TrimPrefix(hdr.Name, "./"))) {
+			continue // tar.Reader skips the content
 		}
 		if err := extractEntry(root, hdr, tr); err != nil {
 			return err

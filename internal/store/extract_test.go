@@ -95,6 +95,30 @@ func TestExtractPackageAppliesLayersInOrder(t *testing.T) {
 	}
 }
 
+// A node leaves out what it will not run; the rest is as ExtractPackage
+// writes it, and a damaged layer still fails.
+func TestExtractPackageExcept(t *testing.T) {
+	s := newStore(t)
+	layers := []v1.Layer{testLayer(t, []entry{{name: "bin/", typ: tar.TypeDir}, {name: "bin/kube", body: "kube"},
+		{name: "./bin/etcd", body: "etcd"}, {name: "bin/registry", body: "registry"}}, types.OCILayerZStd)}
+	ref := "gravitational.io/runtime:1"
+	if _, err := s.PutPackageLayers(context.Background(), ref, PackageMeta{Name: "runtime", Version: "1"}, layers); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := s.ExtractPackageExcept(context.Background(), ref, dir, []string{"bin/etcd", "bin/registry"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "bin/kube")); err != nil || string(got) != "kube" {
+		t.Errorf("bin/kube = %q, %v", got, err)
+	}
+	for _, name := range []string{"bin/etcd", "bin/registry"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s was written (%v)", name, err)
+		}
+	}
+}
+
 func TestPutPackageLayersRefusesUncompressed(t *testing.T) {
 	s := newStore(t)
 	raw := rawTar(t, []entry{{name: "a", body: "a"}})

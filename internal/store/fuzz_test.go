@@ -83,7 +83,7 @@ func FuzzExtractLayer(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer root.Close()
-		_ = extractLayer(context.Background(), root, bytes.NewReader(data))
+		_ = extractLayer(context.Background(), root, bytes.NewReader(data), nil)
 		checkConfined(t, dir, rootDir)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opengravity/gravity/internal/pki"
@@ -204,5 +205,26 @@ func TestJoiningEtcd(t *testing.T) {
 	}
 	if joiningEtcd(m) {
 		t.Error("a member with data counted as joining")
+	}
+}
+
+// A worker leaves out the binaries of etcd and the registry, and nothing a
+// component on a worker runs.
+func TestMasterOnlyFiles(t *testing.T) {
+	got := MasterOnlyFiles()
+	slices.Sort(got)
+	if want := []string{"bin/etcd", "bin/etcdctl", "bin/registry"}; !slices.Equal(got, want) {
+		t.Errorf("MasterOnlyFiles() = %v, want %v", got, want)
+	}
+	procs, err := Processes(worker(t), LoadTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		for _, f := range got {
+			if strings.HasSuffix(p.Path, "/"+f) {
+				t.Errorf("the worker's %s runs %s, which it leaves out", p.Name, p.Path)
+			}
+		}
 	}
 }
