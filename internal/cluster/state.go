@@ -70,10 +70,16 @@ func NewClients(rc *rest.Config) (Clients, error) {
 	return Clients{Kube: k, Dynamic: k.Dynamic()}, nil
 }
 
+// crdKinds are gravity's custom resources: the cluster record and its
+// operations, and the cluster API's users, roles, settings and audit log.
+var crdKinds = []struct{ singular, kind string }{{"operation", "Operation"}, {"cluster", "Cluster"},
+	{"user", "User"}, {"role", "Role"}, {"authgateway", "AuthGateway"}, {"authpreference", "AuthPreference"},
+	{"auditevent", "AuditEvent"}}
+
 // EnsureCRDs creates gravity's resource definitions and waits for the API
 // server to serve them.
 func EnsureCRDs(ctx context.Context, c Clients) error {
-	for _, kind := range []struct{ singular, kind string }{{"operation", "Operation"}, {"cluster", "Cluster"}} {
+	for _, kind := range crdKinds {
 		crd := crdObject(kind.singular, kind.kind)
 		_, err := c.Dynamic.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -89,8 +95,8 @@ func EnsureCRDs(ctx context.Context, c Clients) error {
 // DeleteCRDs removes the definitions and with them every record.
 func DeleteCRDs(ctx context.Context, c Clients) error {
 	var errs []error
-	for _, name := range []string{"operations." + Group, "clusters." + Group} {
-		err := c.Dynamic.Resource(crdResource).Delete(ctx, name, metav1.DeleteOptions{})
+	for _, kind := range crdKinds {
+		err := c.Dynamic.Resource(crdResource).Delete(ctx, kind.singular+"s."+Group, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
+	"github.com/opengravity/gravity/internal/resources"
 )
 
 // Node labels install sets: the node's profile (Gravity's role) and the
@@ -38,6 +39,9 @@ type Status struct {
 	// ExpiringCertificates are this node's certificates that expire
 	// within pki.RenewWithin, soonest first.
 	ExpiringCertificates []pki.Expiry `json:"expiringCertificates,omitempty"`
+	// WebCertificate is the SHA-256 fingerprint of the certificate the
+	// cluster management URL serves, as a browser is shown it.
+	WebCertificate string `json:"webCertificateFingerprint,omitempty"`
 }
 
 // Endpoint is a cluster service that answered when asked.
@@ -77,6 +81,8 @@ type OperationBrief struct {
 type Probes struct {
 	API      func(ctx context.Context, url string) error
 	Registry func(ctx context.Context, url string) error
+	// Web checks a master's cluster management URL.
+	Web func(ctx context.Context, url string) error
 	// Node checks a node from here, by its address: a node whose
 	// processes died is degraded at once, where Kubernetes marks it
 	// NotReady only after its grace period.
@@ -126,6 +132,10 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 		st.Operations = append(st.Operations, brief(p))
 	}
 	st.Endpoints = endpoints(ctx, st.Nodes, probes)
+	gw, err := GetResource(ctx, c, resources.KindAuthGateway, resources.KindAuthGateway)
+	if err == nil {
+		st.Endpoints = publicEndpoints(st.Endpoints, gw.Spec.(*resources.AuthGatewaySpec))
+	}
 	return st, nil
 }
 
@@ -212,10 +222,14 @@ func brief(p *plan.Plan) OperationBrief {
 // endpoints lists the services that answer now: an endpoint is shown only
 // once something serves it.
 func endpoints(ctx context.Context, nodes []NodeStatus, probes Probes) []Endpoint {
-	var api, reg []string
+	var api, reg, gateway, web []string
 	for _, n := range nodes {
 		if n.Address == "" {
 			continue
+		}
+		if w := "https://" + net.JoinHostPort(n.Address, WebPort); n.Master && probes.Web != nil && probes.Web(ctx, w) == nil {
+			gateway = append(gateway, net.JoinHostPort(n.Address, WebPort))
+			web = append(web, w)
 		}
 		u := "https://" + net.JoinHostPort(n.Address, "6443")
 		if probes.API != nil && probes.API(ctx, u) == nil {
@@ -227,6 +241,9 @@ func endpoints(ctx context.Context, nodes []NodeStatus, probes Probes) []Endpoin
 		}
 	}
 	var out []Endpoint
+	if len(web) > 0 {
+		out = append(out, Endpoint{Name: EndpointGateway, URLs: gateway}, Endpoint{Name: EndpointManagement, URLs: web})
+	}
 	if len(api) > 0 {
 		out = append(out, Endpoint{Name: "Kubernetes API", URLs: api})
 	}
@@ -236,8 +253,53 @@ func endpoints(ctx context.Context, nodes []NodeStatus, probes Probes) []Endpoin
 	return out
 }
 
+// WebPort is every master's cluster management URL's.
+const WebPort = "32009"
+
+// The endpoints of the cluster API, as Gravity named them.
+const (
+	EndpointGateway    = "Authentication gateway"
+	EndpointManagement = "Cluster management URL"
+)
+
+// publicEndpoints puts the auth gateway's public addresses in place of
+// the masters' own, when it has any.
+func publicEndpoints(eps []Endpoint, gw *resources.AuthGatewaySpec) []Endpoint {
+	withPort := func(a string) string {
+		if _, _, err := net.SplitHostPort(a); err == nil {
+			return a
+		}
+		return net.JoinHostPort(a, WebPort)
+	}
+	web := gw.WebPublicAddr
+	if len(web) == 0 {
+		web = gw.PublicAddr
+	}
+	for i := range eps {
+		switch {
+		case eps[i].Name == EndpointGateway && len(gw.PublicAddr) > 0:
+			eps[i].URLs = nil
+			for _, a := range gw.PublicAddr {
+				eps[i].URLs = append(eps[i].URLs, withPort(a))
+			}
+		case eps[i].Name == EndpointManagement && len(web) > 0:
+			eps[i].URLs = nil
+			for _, a := range web {
+				eps[i].URLs = append(eps[i].URLs, "https://"+withPort(a))
+			}
+		}
+	}
+	return eps
+}
+
 // HTTPProbe is a probe that GETs path with client and wants a 200.
 func HTTPProbe(client *http.Client, path string) func(ctx context.Context, url string) error {
+	return HTTPProbeSeeing(client, path, nil)
+}
+
+// HTTPProbeSeeing is HTTPProbe that shows each 200 answer to seen (its
+// TLS state, for one).
+func HTTPProbeSeeing(client *http.Client, path string, seen func(*http.Response)) func(ctx context.Context, url string) error {
 	return func(ctx context.Context, url string) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
 		if err != nil {
@@ -250,6 +312,9 @@ func HTTPProbe(client *http.Client, path string) func(ctx context.Context, url s
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if seen != nil {
+			seen(resp)
 		}
 		return nil
 	}

@@ -35,6 +35,9 @@ import (
 // Config is the service's flags.
 type Config struct {
 	Addr string
+	// WebAddr serves the same handler (the cluster management URL); empty:
+	// none.
+	WebAddr string
 	// TLS serves Addr: the service's certificate, client certificates of
 	// the cluster CA verified when given.
 	TLS *tls.Config
@@ -64,6 +67,8 @@ type Service struct {
 	joins sync.Mutex
 	// id tells this service's lease apart from a restarted one's.
 	id string
+	// logins throttles failed logins by source address.
+	logins loginLimiter
 }
 
 // New checks cfg and makes the service.
@@ -102,6 +107,8 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathBlob+"{digest}", s.withToken(s.handleBlob))
 	mux.HandleFunc("POST "+PathNodes+"{name}/remove", s.handleRemove)
 	mux.HandleFunc("POST "+PathNodes+"{name}/certs", s.handleNodeCerts)
+	s.identityRoutes(mux)
+	s.resourceRoutes(mux)
 	return mux
 }
 
@@ -110,15 +117,28 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.TLS == nil {
 		return errors.New("cluster service: no TLS configuration")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("cluster service: %w", err)
+	var lns []net.Listener
+	for _, addr := range []string{s.cfg.Addr, s.cfg.WebAddr} {
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("cluster service: %w", err)
+		}
+		lns = append(lns, ln)
 	}
+	go s.ensureCRDs(ctx)
 	srv := &http.Server{Handler: s.Handler(), TLSConfig: s.cfg.TLS, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelWarn)}
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeTLS(ln, "", "") }()
-	s.cfg.Log.Info("cluster service serving", "addr", s.cfg.Addr)
+	done := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { done <- srv.ServeTLS(ln, "", "") }()
+	}
+	s.cfg.Log.Info("cluster service serving", "addr", s.cfg.Addr, "webAddr", s.cfg.WebAddr)
 	select {
 	case err := <-done:
 		return fmt.Errorf("cluster service: %w", err)
@@ -127,6 +147,23 @@ func (s *Service) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// ensureCRDs makes the resource definitions of the cluster API, which a
+// cluster installed by an older gravity lacks, retrying until they exist.
+func (s *Service) ensureCRDs(ctx context.Context) {
+	for {
+		err := cluster.EnsureCRDs(ctx, s.cfg.Clients)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		s.cfg.Log.Warn("cluster API resource definitions not created yet", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // handleDiscovery answers anyone with the CA bundle and its MAC under the
@@ -189,6 +226,13 @@ func (s *Service) fail(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, apiError{Error: err.Error()})
 }
 
+// errNotFound marks an error that is a 404.
+var errNotFound = errors.New("not found")
+
+func notFound(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errNotFound, fmt.Sprintf(format, args...))
+}
+
 // busyError is a refusal because another operation holds the cluster.
 type busyError struct{ error }
 
@@ -201,6 +245,8 @@ func (s *Service) answer(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
 	case errors.Is(err, errBadRequest):
 		s.fail(w, http.StatusBadRequest, err)
+	case errors.Is(err, errNotFound):
+		s.fail(w, http.StatusNotFound, err)
 	case err != nil:
 		s.fail(w, http.StatusInternalServerError, err)
 	default:

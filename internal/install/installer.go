@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/opengravity/gravity/internal/clusterimage"
 	"github.com/opengravity/gravity/internal/install/preflight"
 	"github.com/opengravity/gravity/internal/manifest"
+	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/plan"
 	"github.com/opengravity/gravity/internal/runtime/config"
 	"github.com/opengravity/gravity/internal/runtime/node"
@@ -97,8 +100,47 @@ func resume(ctx context.Context, r *plan.Runner, cfg Config, p printer, start ti
 	if err := finish(ctx, cfg, pl); err != nil {
 		return err
 	}
+	m, err := step{cfg: cfg}.master()
+	if err != nil {
+		return err
+	}
+	if err := waitWeb(ctx, m); err != nil {
+		return err
+	}
 	p.say("Operation has completed")
 	p.say("Installation succeeded in %v", time.Since(start))
+	// Gravity's users could not find how to make the first user: no
+	// user exists until this is run.
+	p.say("No users exist yet: `sudo gravity users add --roles=@teleadmin admin` on a master prints the first administrator's signup URL")
+	return nil
+}
+
+// waitWeb waits for the master's cluster API to answer on both its ports
+// (:3009 and the cluster management URL's :32009).
+func waitWeb(ctx context.Context, m config.Node) error {
+	p := m.Paths()
+	tlsCfg, err := pki.ClientTLS(p.Cert(pki.Admin), p.Key(pki.Admin), p.Cert(pki.ClusterCAName))
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, port := range []int{node.ClusterServicePort, node.ClusterServiceWebPort} {
+		url := "https://" + net.JoinHostPort(m.IP.String(), strconv.Itoa(port))
+		probe := cluster.HTTPProbe(client, "/healthz")
+		for {
+			err := probe(ctx, url)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the cluster API at %s does not answer: %w", url, err)
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 

@@ -66,20 +66,35 @@ func Status(ctx context.Context, stateDir string) (cluster.Status, error) {
 		return cluster.Status{}, err
 	}
 	apiClient.Timeout = 5 * time.Second
+	var fingerprint string
 	probes := cluster.Probes{API: cluster.HTTPProbe(apiClient, "/readyz"), Node: cluster.KubeletProbe}
 	if reg, err := newRegistryClient(n, pki.RegistryClient); err == nil {
 		probes.Registry = cluster.HTTPProbe(&http.Client{Transport: reg.tr, Timeout: 5 * time.Second}, "/v2/")
+	}
+	if web, err := pki.ClientTLS(n.Paths().Cert(pki.Admin), n.Paths().Key(pki.Admin), n.Paths().Cert(pki.ClusterCAName)); err == nil {
+		probes.Web = webProbe(&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: web}}, &fingerprint)
 	}
 	st, err := cluster.ReadStatus(ctx, c, probes)
 	if err != nil {
 		return st, err
 	}
+	st.WebCertificate = fingerprint
 	certs, err := pki.Expiries(n.Paths().PKI)
 	if err != nil {
 		return st, fmt.Errorf("reading this node's certificates: %w", err)
 	}
 	st.ExpiringCertificates = pki.Expiring(certs, time.Now(), pki.RenewWithin)
 	return st, nil
+}
+
+// webProbe checks a cluster management URL over TLS verified by the
+// cluster CA, and keeps the fingerprint of the first certificate seen.
+func webProbe(client *http.Client, fingerprint *string) func(ctx context.Context, url string) error {
+	return cluster.HTTPProbeSeeing(client, "/healthz", func(resp *http.Response) {
+		if *fingerprint == "" && resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+			*fingerprint = pki.Fingerprint(resp.TLS.PeerCertificates[0])
+		}
+	})
 }
 
 // ClusterPlan reads the newest operation's plan from the cluster, for

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -88,4 +89,15 @@ func Expiring(es []Expiry, now time.Time, within time.Duration) []Expiry {
 		}
 	}
 	return out
+}
+
+// Fingerprint is a certificate's SHA-256 fingerprint as browsers show it
+// ("SHA256:AB:CD:…").
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return "SHA256:" + strings.Join(parts, ":")
 }

@@ -106,6 +106,14 @@ func testMasterDown(t *testing.T, c *haCluster) {
 		return err == nil
 	})
 	t.Logf("API from worker h4 answered %v after h1 went down", took.Round(time.Millisecond))
+	// The users and tokens made through h1 are served by h2.
+	if users := h2.mustRun("gravity", "resource", "get", "users"); !strings.Contains(users, "agent@example.com") {
+		t.Errorf("gravity resource get users on h2, h1 down:\n%s", users)
+	}
+	if out := h2.mustRun("curl", "-sSf", "--cacert", "/var/lib/gravity/secrets/ca.crt", "-H", "Authorization: Bearer qwe123",
+		"https://"+h2.h.IP.String()+":3009/v1/whoami"); !strings.Contains(out, `"user":"agent@example.com"`) {
+		t.Errorf("the API token on h2, h1 down: %s", out)
+	}
 	status := h2.mustRun("gravity", "status")
 	if line := grepLine(status[strings.Index(status, "/ "+h1+" /"):], "Status:"); !strings.Contains(line, "degraded") {
 		t.Errorf("gravity status on h2 does not show h1 degraded:\n%s", status)
@@ -255,6 +263,10 @@ func testMastersJoin(t *testing.T, c *haCluster) {
 			t.Errorf("registry on %s: %s", ip, cat)
 		}
 	}
+	// The seed's agent user, made through h1 (testMasterDown reads it
+	// from h2 with h1 down).
+	c.put(filepath.Join(repo, "examples/gravity101/agent.yaml"), "/root/agent.yaml")
+	c.mustRun("gravity", "resource", "create", "/root/agent.yaml")
 	// Master 1 installed alone; its containerd now pulls from every master.
 	waitUntil(t, "h1's registry endpoints to list the new masters", 30*time.Second, func() bool {
 		hosts, _ := c.run("cat", registryHosts)

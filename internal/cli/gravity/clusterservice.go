@@ -18,7 +18,7 @@ import (
 // clusterServiceCommand runs the cluster service on a master (a runtime
 // component: the supervisor starts it with the node's paths).
 func clusterServiceCommand() *cobra.Command {
-	var addr, cert, key, pkiDir, kubeconfig, nodeConfig, packages string
+	var addr, webAddr, cert, key, pkiDir, kubeconfig, nodeConfig, packages string
 	cmd := &cobra.Command{
 		Use:    node.ClusterServiceCommand,
 		Hidden: true,
@@ -47,7 +47,7 @@ func clusterServiceCommand() *cobra.Command {
 					return err
 				}
 			}
-			svc, err := clusterservice.New(clusterservice.Config{Addr: addr,
+			svc, err := clusterservice.New(clusterservice.Config{Addr: addr, WebAddr: webAddr,
 				TLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: cas.Cluster.Pool(),
 					ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12},
 				CAs: cas, Clients: cluster.Clients{Kube: kc, Dynamic: kc.Dynamic()}, Self: self, Packages: st,
@@ -60,6 +60,7 @@ func clusterServiceCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "", "host:port to serve the cluster API on")
+	f.StringVar(&webAddr, "web-addr", "", "host:port to serve the same API at the cluster management URL")
 	f.StringVar(&cert, "cert", "", "serving certificate")
 	f.StringVar(&key, "key", "", "serving key")
 	f.StringVar(&pkiDir, "pki-dir", "", "the cluster's CA set")

@@ -38,6 +38,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(output.VersionCommand(stdout), runtimeCommand(stdout, stderr), installCommand(stdout, stderr),
 		planCommand(stdout, stderr), statusCommand(stdout), joinCommand(stdout, stderr), leaveCommand(stdout), removeCommand(stdout), certsCommand(stdout),
-		uploadCommand(stdout, stderr), upgradeCommand(stdout, stderr), rollbackCommand(stdout, stderr))
+		uploadCommand(stdout, stderr), upgradeCommand(stdout, stderr), rollbackCommand(stdout, stderr),
+		usersCommand(stdout), resourceCommand(stdout), auditCommand(stdout))
 	return root
 }

@@ -72,6 +72,9 @@ func printClusterStatus(w io.Writer, st cluster.Status) error {
 			fmt.Fprintf(w, "        - %s\n", u)
 		}
 	}
+	if st.WebCertificate != "" {
+		fmt.Fprintf(w, "    * Web certificate fingerprint:\n        - %s\n", st.WebCertificate)
+	}
 	fmt.Fprintln(w, "Cluster nodes:")
 	printNodes(w, "Masters", st.Nodes, true)
 	printNodes(w, "Nodes", st.Nodes, false)

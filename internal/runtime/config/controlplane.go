@@ -19,6 +19,11 @@ const (
 	KubeconfigClusterService    = "cluster-service"
 )
 
+// NodePortRange is the Services' NodePort range: Kubernetes' default
+// cut short below 32009, where every master's cluster service serves the
+// cluster management URL, so that no Service can take that port.
+const NodePortRange = "30000-32000"
+
 // Pod Security levels the admission configuration applies cluster-wide.
 const (
 	PodSecurityEnforce = "baseline"
@@ -69,6 +74,7 @@ func APIServerArgs(n Node) ([]string, error) {
 		// waits for those watches until it is killed.
 		"--shutdown-watch-termination-grace-period=2s",
 		"--service-cluster-ip-range=" + n.ServiceCIDR,
+		"--service-node-port-range=" + NodePortRange,
 		"--service-account-issuer=https://kubernetes.default.svc." + n.ClusterDomain,
 		"--service-account-key-file=" + p.SAPublicKey(),
 		"--service-account-signing-key-file=" + p.Key(pki.ServiceAccountKeyName),

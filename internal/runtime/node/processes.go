@@ -50,7 +50,11 @@ const (
 	AgentHealthPort       = 10265
 	// ClusterServicePort is the cluster service's API (Gravity's
 	// gravity-site port).
-	ClusterServicePort    = 3009
+	ClusterServicePort = 3009
+	// ClusterServiceWebPort serves the same API and the web panel at the
+	// cluster management URL (Gravity's NodePort of gravity-site); the
+	// cluster's NodePort range ends below it (config.NodePortRange).
+	ClusterServiceWebPort = 32009
 	ControllerManagerPort = 10257
 	SchedulerPort         = 10259
 )
@@ -130,7 +134,7 @@ var components = []component{
 	// but kubelets' serving endpoints (logs, exec).
 	{CSRApprover, mastersOnly, gravityBinary, csrApproverArgs, httpProbe(CSRApproverHealthPort), []int{CSRApproverHealthPort}},
 	// Accepts joining nodes and serves them packages (internal/clusterservice).
-	{ClusterService, mastersOnly, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort}},
+	{ClusterService, mastersOnly, gravityBinary, clusterServiceArgs, clusterServiceProbe, []int{ClusterServicePort, ClusterServiceWebPort}},
 	// Runs the phases of operations that masters drive (internal/nodeagent);
 	// nothing on the node waits on it.
 	{Agent, everyNode, gravityBinary, agentArgs, httpProbe(AgentHealthPort), []int{nodeagent.Port, AgentHealthPort}},
@@ -301,7 +305,7 @@ const ClusterServiceCommand = "cluster-service"
 func clusterServiceArgs(n config.Node) ([]string, error) {
 	p := n.Paths()
 	return []string{"runtime", ClusterServiceCommand,
-		"--addr", hostPort(n.IP.String(), ClusterServicePort),
+		"--addr", hostPort(n.IP.String(), ClusterServicePort), "--web-addr", hostPort(n.IP.String(), ClusterServiceWebPort),
 		"--cert", p.Cert(pki.ClusterService), "--key", p.Key(pki.ClusterService), "--pki-dir", p.PKI,
 		"--kubeconfig", p.Kubeconfig(config.KubeconfigClusterService), "--node-config", p.NodeConfig,
 		"--packages", p.Packages}, nil

@@ -90,7 +90,7 @@ func TestProcesses(t *testing.T) {
 		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), nil},
 			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}},
 			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}},
-			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009}}, agent(master)})},
+			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009, 32009}}, agent(master)})},
 		{"worker", worker, slices.Concat([]proc{{"api-lb", self, []string{"runtime", "api-lb", "--listen", "127.0.0.1:6443",
 			"--kubeconfig", worker.Paths().Kubeconfig("kube-proxy"), "--backend", "192.0.2.10:6443", "--backend", "192.0.2.11:6443"}, []int{6443}}},
 			node(worker), []proc{agent(worker)})},

@@ -1,0 +1,105 @@
+package clusterservice
+
+import (
+	_ "embed"
+	"errors"
+	"html/template"
+	"net/http"
+
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/resources"
+)
+
+//go:embed web/signup.html
+var signupHTML string
+
+var signupPage = template.Must(template.New("signup").Parse(signupHTML))
+
+type signupView struct {
+	Title, Button, Cluster, User, Error string
+	MinLength                           int
+	Done                                bool
+}
+
+// webHeaders are every page's: nothing is loaded from anywhere but this
+// service, nothing is cached, and the page cannot be framed.
+func webHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer") // the link's secret is in the URL
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+}
+
+func (s *Service) signupView(r *http.Request) signupView {
+	v := signupView{Title: "Sign up", Button: "Create account", Cluster: s.cfg.Self.ClusterName, MinLength: resources.MinPasswordLength}
+	if r.URL.Path[:len(PathReset)] == PathReset {
+		v.Title, v.Button = "Reset password", "Set password"
+	}
+	return v
+}
+
+// handleSignupPage shows the form an invitation or reset link opens.
+func (s *Service) handleSignupPage(w http.ResponseWriter, r *http.Request) {
+	v := s.signupView(r)
+	status := http.StatusOK
+	t, _, err := s.findTicket(r.Context(), r.PathValue("secret"))
+	if err != nil {
+		v.Error, status = errMessage(err), http.StatusNotFound
+	} else {
+		v.User = t.User
+	}
+	webHeaders(w)
+	w.WriteHeader(status)
+	_ = signupPage.Execute(w, v)
+}
+
+// handleSignupForm takes the form's password, as a browser posts it.
+func (s *Service) handleSignupForm(w http.ResponseWriter, r *http.Request) {
+	v := s.signupView(r)
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	secret := r.PathValue("secret")
+	t, _, err := s.findTicket(r.Context(), secret)
+	if err == nil {
+		v.User = t.User
+		switch {
+		case r.ParseForm() != nil:
+			err = refuse("the form could not be read")
+		case r.PostForm.Get("password") != r.PostForm.Get("confirm"):
+			err = refuse("the two passwords differ")
+		}
+	}
+	var sess *SessionResponse
+	if err == nil {
+		sess, err = s.completeTicket(r, secret, r.PostForm.Get("password"))
+	}
+	webHeaders(w)
+	if err != nil {
+		v.Error = errMessage(err)
+		status := http.StatusBadRequest
+		if errors.Is(err, errNotFound) || errors.Is(err, cluster.ErrNotFound) {
+			status, v.User = http.StatusNotFound, ""
+		}
+		w.WriteHeader(status)
+		_ = signupPage.Execute(w, v)
+		return
+	}
+	s.setSessionCookie(w, sess)
+	v.Done = true
+	_ = signupPage.Execute(w, v)
+}
+
+// errMessage is err as a page shows it: without the classification.
+func errMessage(err error) string {
+	for _, marker := range []error{errBadRequest, errNotFound} {
+		if errors.Is(err, marker) {
+			msg := err.Error()
+			if p := marker.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
+				return msg[len(p):]
+			}
+		}
+	}
+	return err.Error()
+}
