@@ -226,7 +226,7 @@ func (s *Service) checkResources(ctx context.Context, req ResourcesRequest) ([]r
 				}
 			}
 		case *resources.TLSKeyPairSpec:
-			if err := coversMasters(spec, masters, s.cfg.Now); err != nil {
+			if err := coversMasters(spec, masters, s.gatewayAddrs(ctx, req.Resources), s.cfg.Now); err != nil {
 				errs = append(errs, refuse("tlskeypair: %v", err))
 			}
 		}
@@ -257,8 +257,10 @@ func asErrors(fe []resources.FieldError) []error {
 }
 
 // coversMasters checks that a web certificate is current and valid for
-// every master's address.
-func coversMasters(spec *resources.TLSKeyPairSpec, masters []net.IP, now func() time.Time) error {
+// every master's address, or else for every host the auth gateway
+// publishes (the names browsers reach the cluster at; it is served to
+// those who name them).
+func coversMasters(spec *resources.TLSKeyPairSpec, masters []net.IP, gateway []string, now func() time.Time) error {
 	pair, err := tls.X509KeyPair([]byte(spec.Cert), []byte(spec.PrivateKey))
 	if err != nil {
 		return err
@@ -271,12 +273,47 @@ func coversMasters(spec *resources.TLSKeyPairSpec, masters []net.IP, now func() 
 	if t.Before(leaf.NotBefore) || t.After(leaf.NotAfter) {
 		return fmt.Errorf("the certificate is valid from %s to %s, not now", leaf.NotBefore, leaf.NotAfter)
 	}
+	var missing []string
 	for _, ip := range masters {
-		if err := leaf.VerifyHostname(ip.String()); err != nil {
-			return fmt.Errorf("the certificate does not cover master %s: %w", ip, err)
+		if leaf.VerifyHostname(ip.String()) != nil {
+			missing = append(missing, ip.String())
 		}
 	}
+	if len(missing) == 0 {
+		return nil
+	}
+	for _, a := range gateway {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		if leaf.VerifyHostname(host) != nil {
+			return fmt.Errorf("the certificate covers neither every master (not %v) nor every public address of the auth gateway (not %s)", missing, host)
+		}
+	}
+	if len(gateway) == 0 {
+		return fmt.Errorf("the certificate does not cover the masters' addresses %v (and the auth gateway has no public address)", missing)
+	}
 	return nil
+}
+
+// gatewayAddrs are the auth gateway's public addresses, the batch's own
+// authgateway first.
+func (s *Service) gatewayAddrs(ctx context.Context, batch []resources.Resource) []string {
+	spec := (*resources.AuthGatewaySpec)(nil)
+	for _, r := range batch {
+		if gw, ok := r.Spec.(*resources.AuthGatewaySpec); ok {
+			spec = gw
+		}
+	}
+	if spec == nil {
+		gw, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindAuthGateway, resources.KindAuthGateway)
+		if err != nil {
+			return nil
+		}
+		spec = gw.Spec.(*resources.AuthGatewaySpec)
+	}
+	return append(append([]string{}, spec.PublicAddr...), spec.WebPublicAddr...)
 }
 
 // putResource writes one checked resource: a user's password as its

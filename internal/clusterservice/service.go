@@ -69,6 +69,7 @@ type Service struct {
 	id string
 	// logins throttles failed logins by source address.
 	logins loginLimiter
+	web    webCert
 }
 
 // New checks cfg and makes the service.
@@ -132,7 +133,10 @@ func (s *Service) Run(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	go s.ensureCRDs(ctx)
-	srv := &http.Server{Handler: s.Handler(), TLSConfig: s.cfg.TLS, ReadHeaderTimeout: 30 * time.Second,
+	go s.refreshWebCert(ctx)
+	tlsCfg := s.cfg.TLS.Clone()
+	tlsCfg.GetCertificate = s.web.get
+	srv := &http.Server{Handler: s.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelWarn)}
 	done := make(chan error, len(lns))
 	for _, ln := range lns {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -363,3 +364,57 @@ func jsonOf(t *testing.T, v any) string {
 }
 
 func ioCopy(w io.Writer, resp *http.Response) (int64, error) { return io.Copy(w, resp.Body) }
+
+func TestTLSKeyPair(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	issue := func(names []string, ips []net.IP) string {
+		kp, err := f.cas.Cluster.Issue(pki.Request{CommonName: "web", DNSNames: names, IPs: ips, Validity: time.Hour, Usages: pki.UsageServer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := kp.KeyPEM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("kind: tlskeypair\nversion: v2\nmetadata: {name: keypair}\nspec:\n  cert: |\n%s  private_key: |\n%s",
+			indent(string(kp.CertPEM())), indent(string(key)))
+	}
+	if _, err := f.create(t, issue([]string{"cluster.example.com"}, nil), false); err == nil || !strings.Contains(err.Error(), "does not cover the masters' addresses [10.0.0.1]") {
+		t.Errorf("a certificate for neither the masters nor the gateway: %v", err)
+	}
+	gw := "kind: authgateway\nversion: v1\nmetadata: {name: authgateway}\nspec: {public_addr: [\"cluster.example.com\"]}\n---\n"
+	if _, err := f.create(t, gw+issue([]string{"cluster.example.com"}, nil), false); err != nil {
+		t.Fatalf("a certificate for the gateway's address: %v", err)
+	}
+	f.svc.loadWebCert(ctx)
+	for name, want := range map[string]bool{"cluster.example.com": true, "": false, "other.example.com": false} {
+		got, err := f.svc.web.get(&tls.ClientHelloInfo{ServerName: name})
+		if err != nil || (got != nil) != want {
+			t.Errorf("SNI %q: served the tlskeypair = %v, want %v", name, got != nil, want)
+		}
+	}
+	// The invitation links now name the gateway's address.
+	var inv InviteResponse
+	if err := f.admin(t).Do(ctx, http.MethodPost, PathUsers, InviteRequest{Name: "admin", Roles: []string{identity.Admin}}, &inv); err != nil || !strings.HasPrefix(inv.URL, "https://cluster.example.com:3009/web/newuser/") {
+		t.Errorf("invite with a gateway: %+v %v", inv, err)
+	}
+	// Removing it goes back to the masters' own certificates.
+	if err := f.admin(t).Do(ctx, http.MethodDelete, PathResources+"/tls/keypair", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.loadWebCert(ctx)
+	if got, _ := f.svc.web.get(&tls.ClientHelloInfo{ServerName: "cluster.example.com"}); got != nil {
+		t.Error("the removed tlskeypair is still served")
+	}
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line != "" {
+			b.WriteString("    " + line)
+		}
+	}
+	return b.String()
+}

@@ -118,7 +118,8 @@ func commandName(dir, comm string) string {
 
 // BenchmarkInstall installs the walkthrough's v1 image on a fresh test
 // host and reports the time from `./gravity install` to "Installation
-// succeeded", and each phase's. Run by `make bench`.
+// succeeded", and each phase's; then the cluster API of the installed
+// node under load (benchAPI). Run by `make bench`.
 func BenchmarkInstall(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -131,6 +132,7 @@ func BenchmarkInstall(b *testing.B) {
 		for _, ph := range ih.readPlan().Leaves() {
 			b.Logf("%-30s %6.2f s", ph.ID, ph.Finished.Sub(ph.Started).Seconds())
 		}
+		benchAPI(b, ih)
 		ih.mustRun("gravity", "leave", "--force")
 		cancel()
 	}

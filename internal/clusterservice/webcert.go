@@ -1,0 +1,70 @@
+package clusterservice
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/resources"
+)
+
+// webCert is the certificate of the tlskeypair resource, when there is
+// one, as every master's service reloads it: a replaced certificate is
+// served within webCertRefresh, without a restart.
+type webCert struct {
+	pair atomic.Pointer[tls.Certificate]
+}
+
+const webCertRefresh = 10 * time.Second
+
+// get serves the tlskeypair's certificate to clients that name a host it
+// covers (a browser at the cluster's DNS name). Everything else (nodes
+// joining, `gravity` on a master, browsers at an address) gets the
+// master's own certificate of the cluster CA, which nodes pin.
+func (c *webCert) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	pair := c.pair.Load()
+	if pair == nil || hello.ServerName == "" || pair.Leaf.VerifyHostname(hello.ServerName) != nil {
+		return nil, nil // the configuration's own certificate
+	}
+	return pair, nil
+}
+
+// refreshWebCert keeps the certificate in step with the cluster's tlskeypair until ctx
+// ends.
+func (s *Service) refreshWebCert(ctx context.Context) {
+	for {
+		s.loadWebCert(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(webCertRefresh):
+		}
+	}
+}
+
+// loadWebCert reads the tlskeypair resource once.
+func (s *Service) loadWebCert(ctx context.Context) {
+	r, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindTLSKeyPair, singletons[resources.KindTLSKeyPair])
+	switch {
+	case errors.Is(err, cluster.ErrNotFound):
+		s.web.pair.Store(nil)
+	case err != nil:
+		s.cfg.Log.Debug("reading the web certificate", "error", err.Error())
+	default:
+		spec := r.Spec.(*resources.TLSKeyPairSpec)
+		pair, err := tls.X509KeyPair([]byte(spec.Cert), []byte(spec.PrivateKey))
+		if err == nil {
+			pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0])
+		}
+		if err != nil {
+			s.cfg.Log.Warn("the tlskeypair resource is not a usable key pair", "error", err.Error())
+		} else if old := s.web.pair.Load(); old == nil || !old.Leaf.Equal(pair.Leaf) {
+			s.web.pair.Store(&pair)
+			s.cfg.Log.Info("serving the tlskeypair certificate", "subject", pair.Leaf.Subject.String(), "dns", pair.Leaf.DNSNames)
+		}
+	}
+}
