@@ -263,6 +263,10 @@ type Credentials struct {
 	PasswordHash string    `json:"passwordHash,omitempty"`
 	Failures     int       `json:"failures,omitempty"`
 	LockedUntil  time.Time `json:"lockedUntil,omitzero"`
+	// OTPSecret is the user's one-time code key, once enrolled;
+	// OTPLastStep the step of the last code accepted (each is good once).
+	OTPSecret   string `json:"otpSecret,omitempty"`
+	OTPLastStep int64  `json:"otpLastStep,omitempty"`
 }
 
 func credentialsName(user string) string { return "gravity-user-" + ObjectName(user) }
@@ -310,6 +314,9 @@ type Ticket struct {
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires"`
 	CreatedBy string    `json:"createdBy,omitempty"`
+	// OTPSecret is the one-time code key an invitation or reset enrols
+	// when the cluster asks for a second factor.
+	OTPSecret string `json:"otpSecret,omitempty"`
 }
 
 func ticketName(kind, hash string) string { return "gravity-" + kind + "-" + hash[:40] }

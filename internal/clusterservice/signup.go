@@ -19,6 +19,10 @@ type signupView struct {
 	Title, Button, Cluster, User, Error string
 	MinLength                           int
 	Done                                bool
+	// OTPSecret and OTPURL are shown when the cluster asks for a second
+	// factor: the key to add to an authenticator app.
+	OTPSecret string
+	OTPURL    template.URL // otpauth://, which templates would otherwise refuse
 }
 
 // webHeaders are every page's: nothing is loaded from anywhere but this
@@ -45,11 +49,11 @@ func (s *Service) signupView(r *http.Request) signupView {
 func (s *Service) handleSignupPage(w http.ResponseWriter, r *http.Request) {
 	v := s.signupView(r)
 	status := http.StatusOK
-	t, _, err := s.findTicket(r.Context(), r.PathValue("secret"))
+	info, err := s.ticketInfo(r.Context(), r.PathValue("secret"))
 	if err != nil {
 		v.Error, status = errMessage(err), http.StatusNotFound
 	} else {
-		v.User = t.User
+		v.User, v.OTPSecret, v.OTPURL = info.User, info.OTPSecret, template.URL(info.OTPURL)
 	}
 	webHeaders(w)
 	w.WriteHeader(status)
@@ -61,9 +65,9 @@ func (s *Service) handleSignupForm(w http.ResponseWriter, r *http.Request) {
 	v := s.signupView(r)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	secret := r.PathValue("secret")
-	t, _, err := s.findTicket(r.Context(), secret)
+	info, err := s.ticketInfo(r.Context(), secret)
 	if err == nil {
-		v.User = t.User
+		v.User, v.OTPSecret, v.OTPURL = info.User, info.OTPSecret, template.URL(info.OTPURL)
 		switch {
 		case r.ParseForm() != nil:
 			err = refuse("the form could not be read")
@@ -73,7 +77,7 @@ func (s *Service) handleSignupForm(w http.ResponseWriter, r *http.Request) {
 	}
 	var sess *SessionResponse
 	if err == nil {
-		sess, err = s.completeTicket(r, secret, r.PostForm.Get("password"))
+		sess, err = s.completeTicket(r, secret, r.PostForm.Get("password"), r.PostForm.Get("otp"))
 	}
 	webHeaders(w)
 	if err != nil {

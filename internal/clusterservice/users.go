@@ -48,22 +48,29 @@ type InviteResponse struct {
 	Expires time.Time     `json:"expires"`
 }
 
-// TicketInfo is what an invitation or reset link is for.
+// TicketInfo is what an invitation or reset link is for. When the
+// cluster asks for a second factor, it carries the one-time code key to
+// add to an authenticator app; completing the link takes a code of it.
 type TicketInfo struct {
-	Kind    string    `json:"kind"`
-	User    string    `json:"user"`
-	Expires time.Time `json:"expires"`
+	Kind         string    `json:"kind"`
+	User         string    `json:"user"`
+	Expires      time.Time `json:"expires"`
+	SecondFactor string    `json:"secondFactor"`
+	OTPSecret    string    `json:"otpSecret,omitempty"`
+	OTPURL       string    `json:"otpURL,omitempty"`
 }
 
 // PasswordRequest completes a signup or reset.
 type PasswordRequest struct {
 	Password string `json:"password"`
+	OTP      string `json:"otp,omitempty"`
 }
 
 // LoginRequest logs a user in.
 type LoginRequest struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
+	OTP      string `json:"otp,omitempty"`
 }
 
 // SessionResponse is a new session: Token goes in Authorization: Bearer
@@ -172,6 +179,9 @@ func (s *Service) ticket(ctx context.Context, t cluster.Ticket, ttl time.Duratio
 	if err != nil {
 		return nil, err
 	}
+	if t.OTPSecret, err = identity.NewOTPSecret(); err != nil {
+		return nil, err
+	}
 	t.Created = s.cfg.Now().UTC()
 	t.Expires = t.Created.Add(ttl)
 	if err := cluster.PutTicket(ctx, s.cfg.Clients, identity.SecretHash(secret), t); err != nil {
@@ -268,12 +278,42 @@ func (s *Service) deleteUser(ctx context.Context, name string) error {
 }
 
 func (s *Service) handleTicketInfo(w http.ResponseWriter, r *http.Request) {
-	t, _, err := s.findTicket(r.Context(), r.PathValue("secret"))
+	info, err := s.ticketInfo(r.Context(), r.PathValue("secret"))
 	if err != nil {
 		s.answer(w, nil, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TicketInfo{Kind: t.Kind, User: t.User, Expires: t.Expires})
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Service) ticketInfo(ctx context.Context, secret string) (*TicketInfo, error) {
+	t, _, err := s.findTicket(ctx, secret)
+	if err != nil {
+		return nil, err
+	}
+	info := &TicketInfo{Kind: t.Kind, User: t.User, Expires: t.Expires, SecondFactor: s.secondFactor(ctx)}
+	if info.SecondFactor == resources.SecondFactorOTP {
+		info.OTPSecret, info.OTPURL = t.OTPSecret, identity.OTPURL(s.cfg.Self.ClusterName, t.User, t.OTPSecret)
+	}
+	return info, nil
+}
+
+// secondFactor is what the cluster asks of users logging in besides
+// their password: the authpreference's, the auth gateway's when it sets
+// one, else off.
+func (s *Service) secondFactor(ctx context.Context) string {
+	sf := resources.SecondFactorOff
+	if p, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindAuthPreference, resources.KindAuthPreference); err == nil {
+		if v := p.Spec.(*resources.AuthPreferenceSpec).SecondFactor; v != "" {
+			sf = v
+		}
+	}
+	if gw, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindAuthGateway, resources.KindAuthGateway); err == nil {
+		if a := gw.Spec.(*resources.AuthGatewaySpec).Authentication; a != nil && a.SecondFactor != "" {
+			sf = a.SecondFactor
+		}
+	}
+	return sf
 }
 
 // findTicket finds the invitation or reset a link's secret stands for.
@@ -297,7 +337,7 @@ func (s *Service) handleCompleteTicket(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, err)
 		return
 	}
-	sess, err := s.completeTicket(r, r.PathValue("secret"), req.Password)
+	sess, err := s.completeTicket(r, r.PathValue("secret"), req.Password, req.OTP)
 	if err != nil {
 		s.answer(w, nil, err)
 		return
@@ -308,7 +348,7 @@ func (s *Service) handleCompleteTicket(w http.ResponseWriter, r *http.Request) {
 
 // completeTicket sets the password an invitation or reset asked for (the
 // invitation's user is created now) and logs the user in.
-func (s *Service) completeTicket(r *http.Request, secret, password string) (*SessionResponse, error) {
+func (s *Service) completeTicket(r *http.Request, secret, password, otp string) (*SessionResponse, error) {
 	ctx := r.Context()
 	t, hash, err := s.findTicket(ctx, secret)
 	if err != nil {
@@ -316,6 +356,14 @@ func (s *Service) completeTicket(r *http.Request, secret, password string) (*Ses
 	}
 	if err := resources.ValidPassword(password); err != nil {
 		return nil, refuse("%v", err)
+	}
+	creds := cluster.Credentials{}
+	if s.secondFactor(ctx) == resources.SecondFactorOTP {
+		step, ok := identity.CheckOTP(t.OTPSecret, otp, s.cfg.Now(), 0)
+		if !ok {
+			return nil, refuse("the one-time code is wrong or missing: add the key to an authenticator app and enter the code it shows")
+		}
+		creds.OTPSecret, creds.OTPLastStep = t.OTPSecret, step
 	}
 	pwHash, err := identity.HashPassword(password)
 	if err != nil {
@@ -344,7 +392,8 @@ func (s *Service) completeTicket(r *http.Request, secret, password string) (*Ses
 		}
 		event, code = "user.created", "G1000I"
 	}
-	if err := cluster.SaveCredentials(ctx, s.cfg.Clients, t.User, cluster.Credentials{PasswordHash: pwHash}); err != nil {
+	creds.PasswordHash = pwHash
+	if err := cluster.SaveCredentials(ctx, s.cfg.Clients, t.User, creds); err != nil {
 		return nil, err
 	}
 	s.audit(r, t.User, code, event, t.Kind+" completed by "+t.User, map[string]string{"user": t.User})
@@ -428,7 +477,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // errBadLogin is every failed login's answer, whatever failed, so that
 // it tells nothing about which users exist.
-var errBadLogin = errors.New("invalid user name or password")
+var errBadLogin = errors.New("invalid user name, password or one-time code")
 
 func (s *Service) login(ctx context.Context, req LoginRequest) (*SessionResponse, error) {
 	u, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindUser, req.User)
@@ -451,7 +500,17 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (*SessionResponse
 		identity.DummyCheck(req.Password)
 		return nil, fmt.Errorf("user %s is locked after %d failed logins until %s", req.User, identity.MaxFailures, cr.LockedUntil.Format(time.RFC3339))
 	}
-	if !identity.CheckPassword(cr.PasswordHash, req.Password) {
+	pwOK, otpOK := identity.CheckPassword(cr.PasswordHash, req.Password), true
+	if s.secondFactor(ctx) == resources.SecondFactorOTP {
+		if cr.OTPSecret == "" && pwOK {
+			return nil, fmt.Errorf("the cluster asks for a one-time code and %s has not enrolled one: `gravity users reset %s` makes a link that does", req.User, req.User)
+		}
+		var step int64
+		if step, otpOK = identity.CheckOTP(cr.OTPSecret, req.OTP, now, cr.OTPLastStep); otpOK {
+			cr.OTPLastStep = step
+		}
+	}
+	if !pwOK || !otpOK {
 		cr.Failures++
 		if cr.Failures >= identity.MaxFailures {
 			cr.Failures, cr.LockedUntil = 0, now.Add(identity.LockDuration)
@@ -461,7 +520,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (*SessionResponse
 		}
 		return nil, errBadLogin
 	}
-	if cr.Failures > 0 {
+	if cr.Failures > 0 || cr.OTPSecret != "" {
 		cr.Failures = 0
 		if err := cluster.SaveCredentials(ctx, s.cfg.Clients, req.User, cr); err != nil {
 			return nil, err

@@ -418,3 +418,57 @@ func indent(s string) string {
 	}
 	return b.String()
 }
+
+func TestSecondFactor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, anon := f.admin(t), f.client(t, "", "")
+	// A user made before the cluster asked for codes.
+	if _, err := f.create(t, "kind: user\nversion: v2\nmetadata: {name: early}\nspec: {roles: [\"@teleadmin\"], password: \"early-password-1\"}\n", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.create(t, "kind: authpreference\nversion: v2\nmetadata: {name: auth}\nspec: {second_factor: otp}\n", false); err != nil {
+		t.Fatal(err)
+	}
+	var inv InviteResponse
+	if err := admin.Do(ctx, http.MethodPost, PathUsers, InviteRequest{Name: "admin", Roles: []string{identity.Admin}}, &inv); err != nil {
+		t.Fatal(err)
+	}
+	secret := inv.URL[strings.LastIndex(inv.URL, "/")+1:]
+	var info TicketInfo
+	if err := anon.Do(ctx, http.MethodGet, PathInvites+secret, nil, &info); err != nil || info.SecondFactor != "otp" || info.OTPSecret == "" || !strings.HasPrefix(info.OTPURL, "otpauth://totp/c:admin?") {
+		t.Fatalf("ticket info = %+v, %v", info, err)
+	}
+	pw := "correct horse battery"
+	if err := anon.Do(ctx, http.MethodPost, PathInvites+secret, PasswordRequest{Password: pw}, nil); err == nil || !strings.Contains(err.Error(), "one-time code is wrong or missing") {
+		t.Errorf("signup without a code: %v", err)
+	}
+	code := func(at time.Time) string {
+		c, err := identity.OTPCode(info.OTPSecret, identity.OTPStep(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := anon.Do(ctx, http.MethodPost, PathInvites+secret, PasswordRequest{Password: pw, OTP: code(f.now)}, nil); err != nil {
+		t.Fatalf("signup with the code: %v", err)
+	}
+	// Logins need the next code: the one used at signup is spent.
+	if err := anon.Do(ctx, http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: pw, OTP: code(f.now)}, nil); err == nil {
+		t.Error("a code was accepted twice")
+	}
+	if err := anon.Do(ctx, http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: pw}, nil); err == nil {
+		t.Error("a login without a code was accepted")
+	}
+	f.now = f.now.Add(30 * time.Second)
+	if err := anon.Do(ctx, http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: pw, OTP: code(f.now)}, nil); err != nil {
+		t.Errorf("a login with a fresh code: %v", err)
+	}
+	err := anon.Do(ctx, http.MethodPost, PathSessions, LoginRequest{User: "early", Password: "early-password-1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "gravity users reset early") {
+		t.Errorf("a user without a second factor: %v", err)
+	}
+	if err := anon.Do(ctx, http.MethodPost, PathSessions, LoginRequest{User: "early", Password: "wrong-password-1"}, nil); err == nil || err.Error() != errBadLogin.Error() {
+		t.Errorf("a wrong password tells more than that: %v", err)
+	}
+}
