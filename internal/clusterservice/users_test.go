@@ -390,8 +390,16 @@ func TestTLSKeyPair(t *testing.T) {
 	f.svc.loadWebCert(ctx)
 	for name, want := range map[string]bool{"cluster.example.com": true, "": false, "other.example.com": false} {
 		got, err := f.svc.web.get(&tls.ClientHelloInfo{ServerName: name})
-		if err != nil || (got != nil) != want {
-			t.Errorf("SNI %q: served the tlskeypair = %v, want %v", name, got != nil, want)
+		if err != nil || got == nil {
+			t.Fatalf("SNI %q: no certificate (%v)", name, err)
+		}
+		if custom := got.Leaf.Subject.CommonName == "web"; custom != want {
+			t.Errorf("SNI %q: served the tlskeypair = %v, want %v", name, custom, want)
+		}
+		// Otherwise: the master's own, of the cluster CA, with the
+		// gateway's address added.
+		if !want && (got.Leaf.VerifyHostname("cluster.example.com") != nil || got.Leaf.VerifyHostname("10.0.0.1") != nil) {
+			t.Errorf("SNI %q: the master's certificate covers %v %v", name, got.Leaf.DNSNames, got.Leaf.IPAddresses)
 		}
 	}
 	// The invitation links now name the gateway's address.
@@ -404,7 +412,7 @@ func TestTLSKeyPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.svc.loadWebCert(ctx)
-	if got, _ := f.svc.web.get(&tls.ClientHelloInfo{ServerName: "cluster.example.com"}); got != nil {
+	if got, _ := f.svc.web.get(&tls.ClientHelloInfo{ServerName: "cluster.example.com"}); got == nil || got.Leaf.Subject.CommonName == "web" {
 		t.Error("the removed tlskeypair is still served")
 	}
 }
