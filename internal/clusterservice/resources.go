@@ -77,12 +77,19 @@ func (s *Service) handleGetResources(w http.ResponseWriter, r *http.Request, c *
 	}
 	var list []resources.Resource
 	var err error
-	if name != "" {
+	switch {
+	case kind == resources.KindRole && identity.IsBuiltin(name):
+		for _, r := range builtinRoles() {
+			if r.Metadata.Name == name {
+				list = append(list, r)
+			}
+		}
+	case name != "":
 		var one resources.Resource
 		if one, err = cluster.GetResource(r.Context(), s.cfg.Clients, kind, name); err == nil {
 			list = []resources.Resource{one}
 		}
-	} else {
+	default:
 		list, err = cluster.ListResources(r.Context(), s.cfg.Clients, kind, user)
 	}
 	if errors.Is(err, cluster.ErrNotFound) {

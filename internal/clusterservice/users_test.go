@@ -130,6 +130,11 @@ func TestSeedAgentResources(t *testing.T) {
 	if _, err := f.create(t, noRole, false); err == nil || !strings.Contains(err.Error(), `role "nosuch" does not exist`) {
 		t.Errorf("user with a missing role: %v", err)
 	}
+	var roles []resources.Resource
+	if err := f.admin(t).Do(ctx, http.MethodGet, PathResources+"/role?name=%40teleadmin", nil, &roles); err != nil || len(roles) != 1 ||
+		roles[0].Spec.(*resources.RoleSpec).Allow.KubernetesGroups[0] != "admin" {
+		t.Errorf("get role @teleadmin: %+v %v", roles, err)
+	}
 	// Deleting the user takes its tokens with it.
 	if err := f.admin(t).Do(ctx, http.MethodDelete, PathResources+"/user/agent@example.com", nil, nil); err != nil {
 		t.Fatal(err)
