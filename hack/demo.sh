@@ -57,6 +57,13 @@ up() {
 	show node kubectl get pods -A -o wide
 	show node helm ls
 	show node gravity status
+	# "Accessing Web UI" and "Configuring The Cluster": the first admin's
+	# invitation, the agent user and its API token.
+	show node gravity users add --roles=@teleadmin admin
+	show "$TESTHOST" cp --prefix "$DEMO_PREFIX" examples/gravity101/agent.yaml h1:/root/agent.yaml
+	show node gravity resource create /root/agent.yaml
+	show node gravity resource get users
+	show node gravity resource get tokens --user=agent@example.com
 
 	local run="$TESTHOST run --prefix $DEMO_PREFIX h1 --"
 	cat <<EOF
@@ -69,6 +76,7 @@ Look around, as on node-1:
   $run helm ls
   $run gravity status
   $run gravity plan
+  $run curl --cacert /var/lib/gravity/secrets/ca.crt -H "Authorization: Bearer qwe123" https://$ip:3009/v1/resources/users
   $run bash                  # a shell on the node
 Remove it all with: make demo-down
 EOF

@@ -54,6 +54,10 @@ func TestDemo(t *testing.T) {
 		"registry.local:5000/alpine:3.3", // the app's pod, from kubectl get pods
 		"alpine-0.0.1",                   // helm ls
 		"Cluster name:",                  // gravity status
+		"Cluster management URL:",
+		"Signup token has been created and is valid for 8h0m0s hours", // gravity users add
+		"Created token for user \"agent@example.com\"",                // gravity resource create agent.yaml
+		"qwe123", // gravity resource get tokens
 		"gravity install: ",
 		"Look around, as on node-1:",
 		"--prefix " + prefix + " h1 -- kubectl get pods -A -o wide",
