@@ -79,7 +79,7 @@ func checkUsers(t *testing.T, ih *installHost) {
 
 	// The seed's agent user and its token.
 	ih.put(filepath.Join(repo, "examples/gravity101/agent.yaml"), "/root/agent.yaml")
-	if out := ih.mustRun("gravity", "resource", "create", "/root/agent.yaml"); out != "Created user \"agent@example.com\"\nCreated token for user \"agent@example.com\"" {
+	if out := strings.TrimSpace(ih.mustRun("gravity", "resource", "create", "/root/agent.yaml")); out != "Created user \"agent@example.com\"\nCreated token for user \"agent@example.com\"" {
 		t.Errorf("resource create printed %q", out)
 	}
 	ih.mustFail(`user "agent@example.com" already exists: --force replaces it`, "gravity", "resource", "create", "/root/agent.yaml")

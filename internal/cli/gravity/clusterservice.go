@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/clusterservice"
@@ -37,7 +38,10 @@ func clusterServiceCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kc, err := clientFrom(kubeconfig)
+			// Every API call the service answers makes two or three of its
+			// own: client-go's default of 5 a second would queue 50 callers
+			// for many seconds each.
+			kc, err := clientFrom(kubeconfig, func(rc *rest.Config) { rc.QPS, rc.Burst = 200, 400 })
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opengravity/gravity/internal/kube"
@@ -127,12 +128,15 @@ func podNetworkCommand() *cobra.Command {
 }
 
 // clientFrom is a client with a runtime component's kubeconfig.
-func clientFrom(kubeconfig string) (*kube.Client, error) {
-	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+func clientFrom(kubeconfig string, tune ...func(*rest.Config)) (*kube.Client, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
-	c, err := kube.New(rest)
+	for _, f := range tune {
+		f(rc)
+	}
+	c, err := kube.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
