@@ -226,7 +226,7 @@ func (s *Service) handleReset(w http.ResponseWriter, r *http.Request, c *caller)
 	u, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindUser, name)
 	switch {
 	case errors.Is(err, cluster.ErrNotFound):
-		err = refuse("user %q does not exist", name)
+		err = notFound("user %q does not exist", name)
 	case err != nil:
 	case u.Spec.(*resources.UserSpec).Type == resources.UserAgent:
 		err = refuse("%s is an agent user: it has API tokens, not a password", name)
@@ -268,7 +268,7 @@ func (s *Service) handleDeleteUser(w http.ResponseWriter, r *http.Request, c *ca
 func (s *Service) deleteUser(ctx context.Context, name string) error {
 	err := cluster.DeleteResource(ctx, s.cfg.Clients, resources.KindUser, name)
 	if errors.Is(err, cluster.ErrNotFound) {
-		return refuse("user %q does not exist", name)
+		return notFound("user %q does not exist", name)
 	}
 	if err != nil {
 		return err

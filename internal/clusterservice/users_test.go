@@ -176,7 +176,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"audit":        {http.MethodGet, PathAudit, nil, `"list" on "event"`},
 		"gateway":      {http.MethodGet, PathResources + "/authgateway", nil, `"list" on "authgateway"`},
 		"delete token": {http.MethodDelete, PathResources + "/token/nothing-here", nil, `"delete" on "token"`},
-		"whoami":       {http.MethodGet, PathWhoami, nil, ""},
+		"reset user":   {http.MethodPost, PathUsers + "/nobody/reset", InviteRequest{}, `"update" on "user"`},
+		"delete user":  {http.MethodDelete, PathUsers + "/nobody", nil, `"delete" on "user"`},
+		"create token": {http.MethodPost, PathResources, ResourcesRequest{Force: true, Resources: []resources.Resource{{Kind: "token", Version: "v2",
+			Metadata: resources.Metadata{Name: "alice-2nd-token"}, Spec: &resources.TokenSpec{User: "alice"}}}}, `"create" on "token"`},
+		"set 2FA": {http.MethodPost, PathResources, ResourcesRequest{Resources: []resources.Resource{{Kind: "authpreference", Version: "v2",
+			Spec: &resources.AuthPreferenceSpec{SecondFactor: "off"}}}}, `"create" on "authpreference"`},
+		"read cert":  {http.MethodGet, PathResources + "/tlskeypair?name=keypair", nil, `"read" on "tlskeypair"`},
+		"connectors": {http.MethodGet, PathResources + "/github", nil, `"list" on "auth_connector"`},
+		"whoami":     {http.MethodGet, PathWhoami, nil, ""},
 	}
 	// want: status by caller; anything not listed is 403 for the
 	// authenticated and 401 for the rest.
@@ -189,6 +197,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"audit":        {"master": 200, "admin": 200},
 		"gateway":      {"master": 200, "admin": 200},
 		"delete token": {"master": 404, "admin": 404},
+		"reset user":   {"master": 404, "admin": 404},
+		"delete user":  {"master": 404, "admin": 404},
+		"create token": {"master": 200, "admin": 200},
+		"set 2FA":      {"master": 200, "admin": 200},
+		"read cert":    {"master": 404, "admin": 404},
+		"connectors":   {"master": 200, "admin": 200},
 		"whoami":       {"master": 200, "admin": 200, "viewer": 200, "node": 200},
 	}
 	for rname, rq := range reqs {
