@@ -153,11 +153,12 @@ func (s *Service) Run(ctx context.Context) error {
 	return srv.Shutdown(shutdown)
 }
 
-// ensureCRDs makes the resource definitions of the cluster API, which a
-// cluster installed by an older gravity lacks, retrying until they exist.
+// ensureCRDs makes the resource definitions of the cluster API and the
+// bindings of its roles' Kubernetes groups, which a cluster installed by
+// an older gravity lacks, retrying until they exist.
 func (s *Service) ensureCRDs(ctx context.Context) {
 	for {
-		err := cluster.EnsureCRDs(ctx, s.cfg.Clients)
+		err := errors.Join(cluster.EnsureCRDs(ctx, s.cfg.Clients), cluster.EnsureGroupBindings(ctx, s.cfg.Clients))
 		if err == nil || ctx.Err() != nil {
 			return
 		}

@@ -200,6 +200,9 @@ func (s rbacStep) Execute(ctx context.Context) error {
 			return fmt.Errorf("cluster role binding %s: %w", crb.Name, err)
 		}
 	}
+	if err := cluster.EnsureGroupBindings(ctx, c); err != nil {
+		return err
+	}
 	if err := cluster.EnsureCRDs(ctx, c); err != nil {
 		return err
 	}
@@ -249,7 +252,7 @@ func (s rbacStep) Rollback(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c),
+	return errors.Join(cluster.DeleteToken(ctx, c), cluster.DeleteCRDs(ctx, c), cluster.DeleteGroupBindings(ctx, c),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.KubeletCertRotationBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.CSRApproverBinding().Name, metav1.DeleteOptions{})),
 		ignoreNotFound(c.Kube.ClusterRoleBindings().Delete(ctx, config.ClusterServiceBinding().Name, metav1.DeleteOptions{})),

@@ -103,6 +103,12 @@ func checkUsers(t *testing.T, ih *installHost) {
 	}
 	ih.mustFail("401", "curl", "-sSf", "--cacert", "/var/lib/gravity/secrets/ca.crt", "-H", "Authorization: Bearer qwe124",
 		"https://"+ip+":3009/v1/resources/users")
+	// @teleadmin's Kubernetes group is bound to cluster-admin, view to view.
+	for group, want := range map[string]string{"admin": "yes", "view": "no"} {
+		if got, _ := ih.run("kubectl", "auth", "can-i", "delete", "nodes", "--as=someone", "--as-group="+group); strings.TrimSpace(got) != want {
+			t.Errorf("group %s may delete nodes: %q, want %s", group, got, want)
+		}
+	}
 	audit := ih.mustRun("gravity", "audit")
 	for _, ev := range []string{"user.invited", "user.created", "token.created"} {
 		if !strings.Contains(audit, ev) {
