@@ -90,12 +90,6 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // doWith is do with hc, whose timeouts may differ.
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
-	return send(ctx, hc, c.Addr, method, path, in, out, func(req *http.Request) { jointoken.Set(req, c.Token) })
-}
-
-// send sends in as JSON (when not nil) to the service at addr, with the
-// credentials auth sets, and decodes the answer into out.
-func send(ctx context.Context, hc *http.Client, addr, method, path string, in, out any, auth func(*http.Request)) error {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
@@ -104,15 +98,15 @@ func send(ctx context.Context, hc *http.Client, addr, method, path string, in, o
 		}
 		body = bytes.NewReader(data)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.Addr+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	auth(req)
+	jointoken.Set(req, c.Token)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cluster service at %s: %w", addr, err)
+		return fmt.Errorf("cluster service at %s: %w", c.Addr, err)
 	}
 	defer resp.Body.Close()
 	return readResponse(resp, out)
@@ -282,27 +276,4 @@ func (c *Client) Etcd(ctx context.Context, method, op string) (*EtcdResponse, er
 		return nil, err
 	}
 	return &out, nil
-}
-
-// APIClient calls the cluster API as the client certificate of its TLS
-// configuration (a master's admin certificate for `gravity users` and
-// `gravity resource`) or, with Bearer set, as an API token or session.
-type APIClient struct {
-	Addr   string
-	Bearer string
-	http   *http.Client
-}
-
-// NewAPIClient talks to the service at addr (host:port).
-func NewAPIClient(addr string, tlsCfg *tls.Config) *APIClient {
-	return &APIClient{Addr: addr, http: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
-}
-
-// Do sends in (JSON, when not nil) and decodes the answer into out.
-func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) error {
-	return send(ctx, c.http, c.Addr, method, path, in, out, func(req *http.Request) {
-		if c.Bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+c.Bearer)
-		}
-	})
 }

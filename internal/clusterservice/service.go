@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/opengravity/gravity/internal/cluster"
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
@@ -67,9 +68,9 @@ type Service struct {
 	joins sync.Mutex
 	// id tells this service's lease apart from a restarted one's.
 	id string
-	// logins throttles failed logins by source address.
-	logins loginLimiter
-	web    webCert
+	// api is the cluster API of users and resources, served beside the
+	// join protocol.
+	api *clusterapi.API
 }
 
 // New checks cfg and makes the service.
@@ -86,7 +87,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, discovery: map[string]jointoken.Discovery{}, id: newID()}, nil
+	api, err := clusterapi.New(clusterapi.Config{Clients: cfg.Clients, CAs: cfg.CAs, Self: cfg.Self, Log: cfg.Log, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, discovery: map[string]jointoken.Discovery{}, id: newID(), api: api}, nil
 }
 
 // Handler is the API.
@@ -108,8 +113,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathBlob+"{digest}", s.withToken(s.handleBlob))
 	mux.HandleFunc("POST "+PathNodes+"{name}/remove", s.handleRemove)
 	mux.HandleFunc("POST "+PathNodes+"{name}/certs", s.handleNodeCerts)
-	s.identityRoutes(mux)
-	s.resourceRoutes(mux)
+	s.api.Routes(mux)
 	return mux
 }
 
@@ -132,10 +136,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		lns = append(lns, ln)
 	}
-	go s.ensureCRDs(ctx)
-	go s.refreshWebCert(ctx)
+	go s.api.Run(ctx)
 	tlsCfg := s.cfg.TLS.Clone()
-	tlsCfg.GetCertificate = s.web.get
+	tlsCfg.GetCertificate = s.api.GetCertificate
 	srv := &http.Server{Handler: s.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelWarn)}
 	done := make(chan error, len(lns))
@@ -151,24 +154,6 @@ func (s *Service) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
-}
-
-// ensureCRDs makes the resource definitions of the cluster API and the
-// bindings of its roles' Kubernetes groups, which a cluster installed by
-// an older gravity lacks, retrying until they exist.
-func (s *Service) ensureCRDs(ctx context.Context) {
-	for {
-		err := errors.Join(cluster.EnsureCRDs(ctx, s.cfg.Clients), cluster.EnsureGroupBindings(ctx, s.cfg.Clients))
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		s.cfg.Log.Warn("cluster API resource definitions not created yet", "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-		}
-	}
 }
 
 // handleDiscovery answers anyone with the CA bundle and its MAC under the
@@ -231,13 +216,6 @@ func (s *Service) fail(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, apiError{Error: err.Error()})
 }
 
-// errNotFound marks an error that is a 404.
-var errNotFound = errors.New("not found")
-
-func notFound(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errNotFound, fmt.Sprintf(format, args...))
-}
-
 // busyError is a refusal because another operation holds the cluster.
 type busyError struct{ error }
 
@@ -250,8 +228,6 @@ func (s *Service) answer(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Busy: true})
 	case errors.Is(err, errBadRequest):
 		s.fail(w, http.StatusBadRequest, err)
-	case errors.Is(err, errNotFound):
-		s.fail(w, http.StatusNotFound, err)
 	case err != nil:
 		s.fail(w, http.StatusInternalServerError, err)
 	default:

@@ -51,18 +51,13 @@ func newFixture(t *testing.T) *fixture {
 	core := func(r string) schema.GroupVersionResource {
 		return schema.GroupVersionResource{Version: "v1", Resource: r}
 	}
-	crd := func(r string) schema.GroupVersionResource {
-		return schema.GroupVersionResource{Group: cluster.Group, Version: cluster.Version, Resource: r}
-	}
 	master := &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}, ObjectMeta: metav1.ObjectMeta{Name: "10.0.0.1",
 		Labels: map[string]string{labelControlPlane: "", cluster.LabelRole: "node", cluster.LabelHostname: "node-1"}}}
 	secret := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: "gravity-join-token", Namespace: cluster.Namespace},
 		Data: map[string][]byte{"token": []byte(testToken)}}
 	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{
 		cluster.OperationsResource: "OperationList", cluster.ClustersResource: "ClusterList",
-		core("nodes"): "NodeList", core("secrets"): "SecretList", core("configmaps"): "ConfigMapList", core("pods"): "PodList",
-		crd("users"): "UserList", crd("roles"): "RoleList", crd("authgateways"): "AuthGatewayList",
-		crd("authpreferences"): "AuthPreferenceList", crd("auditevents"): "AuditEventList"})
+		core("nodes"): "NodeList", core("secrets"): "SecretList", core("configmaps"): "ConfigMapList", core("pods"): "PodList"})
 	k, err := kube.NewForDynamic(dc, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/opengravity/gravity/internal/clusterservice"
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/pki"
 )
 
@@ -13,7 +13,7 @@ import (
 // admin certificate: what `gravity users`, `gravity resource` and
 // `gravity audit` act with (audited under that name). A worker has no
 // such certificate.
-func AdminAPI(stateDir string) (*clusterservice.APIClient, error) {
+func AdminAPI(stateDir string) (*clusterapi.Client, error) {
 	n, err := localNode(stateDir)
 	if err != nil {
 		return nil, err
@@ -25,5 +25,5 @@ func AdminAPI(stateDir string) (*clusterservice.APIClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clusterservice.NewAPIClient(net.JoinHostPort(n.IP.String(), strconv.Itoa(clusterservice.Port)), tlsCfg), nil
+	return clusterapi.NewClient(net.JoinHostPort(n.IP.String(), strconv.Itoa(clusterapi.Port)), tlsCfg), nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cli/output"
 	"github.com/opengravity/gravity/internal/cluster"
-	"github.com/opengravity/gravity/internal/clusterservice"
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/runtime/config"
 )
@@ -28,7 +28,7 @@ func auditCommand(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			var events []cluster.AuditEvent
-			if err := c.Do(cmd.Context(), http.MethodGet, clusterservice.PathAudit, nil, &events); err != nil {
+			if err := c.Do(cmd.Context(), http.MethodGet, clusterapi.PathAudit, nil, &events); err != nil {
 				return err
 			}
 			if last > 0 && len(events) > last {

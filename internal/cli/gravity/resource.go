@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/opengravity/gravity/internal/cli/output"
-	"github.com/opengravity/gravity/internal/clusterservice"
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/resources"
 	"github.com/opengravity/gravity/internal/runtime/config"
@@ -65,9 +65,9 @@ A file may hold several, separated by "---"; each kind has its plural too ("user
 			if err != nil {
 				return err
 			}
-			var out clusterservice.ResourcesResponse
-			if err := c.Do(cmd.Context(), http.MethodPost, clusterservice.PathResources,
-				clusterservice.ResourcesRequest{Resources: rs, Force: force}, &out); err != nil {
+			var out clusterapi.ResourcesResponse
+			if err := c.Do(cmd.Context(), http.MethodPost, clusterapi.PathResources,
+				clusterapi.ResourcesRequest{Resources: rs, Force: force}, &out); err != nil {
 				return err
 			}
 			for _, m := range out.Messages {
@@ -106,7 +106,7 @@ A file may hold several, separated by "---"; each kind has its plural too ("user
 				return err
 			}
 			var list []resources.Resource
-			if err := c.Do(cmd.Context(), http.MethodGet, clusterservice.PathResources+"/"+kind+"?"+q.Encode(), nil, &list); err != nil {
+			if err := c.Do(cmd.Context(), http.MethodGet, clusterapi.PathResources+"/"+kind+"?"+q.Encode(), nil, &list); err != nil {
 				return err
 			}
 			if format == output.YAML {
@@ -131,8 +131,8 @@ A file may hold several, separated by "---"; each kind has its plural too ("user
 			if err != nil {
 				return err
 			}
-			var out clusterservice.ResourcesResponse
-			if err := c.Do(cmd.Context(), http.MethodDelete, clusterservice.PathResources+"/"+kind+"/"+url.PathEscape(args[1]), nil, &out); err != nil {
+			var out clusterapi.ResourcesResponse
+			if err := c.Do(cmd.Context(), http.MethodDelete, clusterapi.PathResources+"/"+kind+"/"+url.PathEscape(args[1]), nil, &out); err != nil {
 				return err
 			}
 			for _, m := range out.Messages {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opengravity/gravity/internal/cli/output"
-	"github.com/opengravity/gravity/internal/clusterservice"
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/identity"
 	"github.com/opengravity/gravity/internal/join"
 	"github.com/opengravity/gravity/internal/runtime/config"
@@ -26,7 +26,7 @@ func usersCommand(stdout io.Writer) *cobra.Command {
 ` + "`gravity users add --roles=@teleadmin admin`" + ` makes the first administrator's invitation.`,
 	}
 	cmd.PersistentFlags().StringVar(&stateDir, "state-dir", stateDir, "the node's state directory")
-	api := func() (*clusterservice.APIClient, error) { return join.AdminAPI(stateDir) }
+	api := func() (*clusterapi.Client, error) { return join.AdminAPI(stateDir) }
 
 	var roles []string
 	var ttl time.Duration
@@ -40,9 +40,9 @@ func usersCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out clusterservice.InviteResponse
-			if err := c.Do(cmd.Context(), http.MethodPost, clusterservice.PathUsers,
-				clusterservice.InviteRequest{Name: args[0], Roles: roles, TTL: ttl}, &out); err != nil {
+			var out clusterapi.InviteResponse
+			if err := c.Do(cmd.Context(), http.MethodPost, clusterapi.PathUsers,
+				clusterapi.InviteRequest{Name: args[0], Roles: roles, TTL: ttl}, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "Signup token has been created and is valid for %v hours. Share this URL with the user:\n%s\n\nNOTE: make sure this URL is accessible!\n", out.TTL, out.URL)
@@ -63,9 +63,9 @@ func usersCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out clusterservice.InviteResponse
-			if err := c.Do(cmd.Context(), http.MethodPost, clusterservice.PathUsers+"/"+url.PathEscape(args[0])+"/reset",
-				clusterservice.InviteRequest{TTL: resetTTL}, &out); err != nil {
+			var out clusterapi.InviteResponse
+			if err := c.Do(cmd.Context(), http.MethodPost, clusterapi.PathUsers+"/"+url.PathEscape(args[0])+"/reset",
+				clusterapi.InviteRequest{TTL: resetTTL}, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "Password reset token has been created and is valid for %v. Share this URL with the user:\n%s\n\nNOTE: make sure this URL is accessible!\n", out.TTL, out.URL)
@@ -83,7 +83,7 @@ func usersCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.Do(cmd.Context(), http.MethodDelete, clusterservice.PathUsers+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := c.Do(cmd.Context(), http.MethodDelete, clusterapi.PathUsers+"/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "User %s has been deleted\n", args[0])
@@ -101,8 +101,8 @@ func usersCommand(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var users []clusterservice.UserInfo
-			if err := c.Do(cmd.Context(), http.MethodGet, clusterservice.PathUsers, nil, &users); err != nil {
+			var users []clusterapi.UserInfo
+			if err := c.Do(cmd.Context(), http.MethodGet, clusterapi.PathUsers, nil, &users); err != nil {
 				return err
 			}
 			return output.Print(stdout, format, users, func(w io.Writer) error {

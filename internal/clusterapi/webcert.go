@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func (c *webCert) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // refreshWebCert keeps the certificate in step with the cluster's tlskeypair until ctx
 // ends.
-func (s *Service) refreshWebCert(ctx context.Context) {
+func (s *API) refreshWebCert(ctx context.Context) {
 	for {
 		s.loadWebCert(ctx)
 		select {
@@ -55,7 +55,7 @@ func (s *Service) refreshWebCert(ctx context.Context) {
 }
 
 // loadWebCert reads the tlskeypair and authgateway resources once.
-func (s *Service) loadWebCert(ctx context.Context) {
+func (s *API) loadWebCert(ctx context.Context) {
 	s.loadGatewayCert(ctx)
 	r, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindTLSKeyPair, singletons[resources.KindTLSKeyPair])
 	switch {
@@ -80,7 +80,7 @@ func (s *Service) loadWebCert(ctx context.Context) {
 
 // loadGatewayCert issues this master a certificate that also covers the
 // auth gateway's public addresses, when they changed.
-func (s *Service) loadGatewayCert(ctx context.Context) {
+func (s *API) loadGatewayCert(ctx context.Context) {
 	var dns []string
 	var ips []net.IP
 	for _, a := range s.gatewayAddrs(ctx, nil) {

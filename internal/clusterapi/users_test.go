@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 
 // client is an API client of f's service: as cert's identity (an
 // organization and a name), or anonymous when org is "".
-func (f *fixture) client(t *testing.T, org, cn string) *APIClient {
+func (f *fixture) client(t *testing.T, org, cn string) *Client {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: f.cas.Cluster.Pool(), MinVersion: tls.VersionTLS12}
 	if org != "" {
@@ -33,12 +33,12 @@ func (f *fixture) client(t *testing.T, org, cn string) *APIClient {
 		}
 		cfg.Certificates = []tls.Certificate{kp.TLSCertificate()}
 	}
-	return NewAPIClient(f.addr, cfg)
+	return NewClient(f.addr, cfg)
 }
 
-func (f *fixture) admin(t *testing.T) *APIClient { return f.client(t, pki.SystemMasters, "admin") }
+func (f *fixture) admin(t *testing.T) *Client { return f.client(t, pki.SystemMasters, "admin") }
 
-func (f *fixture) bearer(t *testing.T, token string) *APIClient {
+func (f *fixture) bearer(t *testing.T, token string) *Client {
 	c := f.client(t, "", "")
 	c.Bearer = token
 	return c
@@ -154,7 +154,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if _, err := f.create(t, "kind: user\nversion: v2\nmetadata: {name: root-agent}\nspec: {type: agent, roles: [\"@teleadmin\"]}\n---\nkind: token\nversion: v2\nmetadata: {name: admin-token}\nspec: {user: root-agent}\n", false); err != nil {
 		t.Fatal(err)
 	}
-	callers := map[string]*APIClient{
+	callers := map[string]*Client{
 		"master": f.admin(t),
 		"node":   f.client(t, pki.SystemNodes, "system:node:10.0.0.2"),
 		"admin":  f.bearer(t, "admin-token"),
@@ -230,7 +230,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 // statusOf repeats a request to read its status code.
-func statusOf(t *testing.T, f *fixture, c *APIClient, method, path string, body any) int {
+func statusOf(t *testing.T, f *fixture, c *Client, method, path string, body any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, "https://"+f.addr+path, strings.NewReader(jsonOf(t, body)))
 	if err != nil {
@@ -406,9 +406,9 @@ func TestTLSKeyPair(t *testing.T) {
 	if _, err := f.create(t, gw+issue([]string{"cluster.example.com"}, nil), false); err != nil {
 		t.Fatalf("a certificate for the gateway's address: %v", err)
 	}
-	f.svc.loadWebCert(ctx)
+	f.api.loadWebCert(ctx)
 	for name, want := range map[string]bool{"cluster.example.com": true, "": false, "other.example.com": false} {
-		got, err := f.svc.web.get(&tls.ClientHelloInfo{ServerName: name})
+		got, err := f.api.web.get(&tls.ClientHelloInfo{ServerName: name})
 		if err != nil || got == nil {
 			t.Fatalf("SNI %q: no certificate (%v)", name, err)
 		}
@@ -430,8 +430,8 @@ func TestTLSKeyPair(t *testing.T) {
 	if err := f.admin(t).Do(ctx, http.MethodDelete, PathResources+"/tls/keypair", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	f.svc.loadWebCert(ctx)
-	if got, _ := f.svc.web.get(&tls.ClientHelloInfo{ServerName: "cluster.example.com"}); got == nil || got.Leaf.Subject.CommonName == "web" {
+	f.api.loadWebCert(ctx)
+	if got, _ := f.api.web.get(&tls.ClientHelloInfo{ServerName: "cluster.example.com"}); got == nil || got.Leaf.Subject.CommonName == "web" {
 		t.Error("the removed tlskeypair is still served")
 	}
 }

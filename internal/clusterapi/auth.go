@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	"context"
@@ -44,7 +44,7 @@ var errUnauthenticated = errors.New("authentication required: an API token (Auth
 // master's admin certificate acts with @teleadmin; any other, a node's,
 // with no permission at all), else a bearer API token or session, else
 // the session cookie.
-func (s *Service) authenticate(r *http.Request) (*caller, error) {
+func (s *API) authenticate(r *http.Request) (*caller, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		cert := r.TLS.VerifiedChains[0][0]
 		if slices.Contains(cert.Subject.Organization, pki.SystemMasters) {
@@ -93,7 +93,7 @@ func (s *Service) authenticate(r *http.Request) (*caller, error) {
 
 // userCaller is user with their roles as the cluster has them now: a
 // user removed, or a role changed, takes effect on the next request.
-func (s *Service) userCaller(ctx context.Context, name, session string) (*caller, error) {
+func (s *API) userCaller(ctx context.Context, name, session string) (*caller, error) {
 	u, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindUser, name)
 	if errors.Is(err, cluster.ErrNotFound) {
 		return nil, fmt.Errorf("user %s no longer exists", name)
@@ -110,7 +110,7 @@ func (s *Service) userCaller(ctx context.Context, name, session string) (*caller
 }
 
 // roleSpecs reads the named roles; one that was deleted grants nothing.
-func (s *Service) roleSpecs(ctx context.Context, names []string) ([]resources.RoleSpec, error) {
+func (s *API) roleSpecs(ctx context.Context, names []string) ([]resources.RoleSpec, error) {
 	var out []resources.RoleSpec
 	for _, name := range names {
 		if spec, ok := identity.Builtin()[name]; ok {
@@ -130,7 +130,7 @@ func (s *Service) roleSpecs(ctx context.Context, names []string) ([]resources.Ro
 }
 
 // roleExists says whether a user may be given role name.
-func (s *Service) roleExists(ctx context.Context, name string) error {
+func (s *API) roleExists(ctx context.Context, name string) error {
 	if identity.IsBuiltin(name) {
 		return nil
 	}
@@ -143,7 +143,7 @@ func (s *Service) roleExists(ctx context.Context, name string) error {
 
 // authed wraps an API handler: the caller must be authenticated and hold
 // verb on resource. Refusals are audited.
-func (s *Service) authed(resource, verb string, h func(http.ResponseWriter, *http.Request, *caller)) http.HandlerFunc {
+func (s *API) authed(resource, verb string, h func(http.ResponseWriter, *http.Request, *caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r)
 		if err != nil {
@@ -163,7 +163,7 @@ func (s *Service) authed(resource, verb string, h func(http.ResponseWriter, *htt
 
 // can is a check inside a handler, for permissions that depend on the
 // request.
-func (s *Service) can(w http.ResponseWriter, r *http.Request, c *caller, resource, verb string) bool {
+func (s *API) can(w http.ResponseWriter, r *http.Request, c *caller, resource, verb string) bool {
 	if err := identity.Check(c.Name, c.specs, resource, verb); err != nil {
 		s.audit(r, c.Name, "G9000W", "access.denied", err.Error(), nil)
 		s.fail(w, http.StatusForbidden, err)
@@ -174,7 +174,7 @@ func (s *Service) can(w http.ResponseWriter, r *http.Request, c *caller, resourc
 
 // audit records an event; a failure to record is logged, and does not
 // undo what was done.
-func (s *Service) audit(r *http.Request, user, code, event, msg string, fields map[string]string) {
+func (s *API) audit(r *http.Request, user, code, event, msg string, fields map[string]string) {
 	from, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		from = r.RemoteAddr

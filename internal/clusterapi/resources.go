@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	"context"
@@ -48,13 +48,13 @@ func permission(kind string) string {
 	return kind
 }
 
-func (s *Service) resourceRoutes(mux *http.ServeMux) {
+func (s *API) resourceRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathResources+"/{kind}", s.authed("", "", s.handleGetResources))
 	mux.HandleFunc("POST "+PathResources, s.authed("", "", s.handleCreateResources))
 	mux.HandleFunc("DELETE "+PathResources+"/{kind}/{name}", s.authed("", "", s.handleDeleteResource))
 }
 
-func (s *Service) handleGetResources(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleGetResources(w http.ResponseWriter, r *http.Request, c *caller) {
 	kind, ok := resources.CanonicalKind(r.PathValue("kind"))
 	if !ok {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("unknown resource kind %q (one of %v)", r.PathValue("kind"), resources.Kinds()))
@@ -138,7 +138,7 @@ func redact(r resources.Resource) resources.Resource {
 	return r
 }
 
-func (s *Service) handleCreateResources(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleCreateResources(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req ResourcesRequest
 	if err := decode(r, &req); err != nil {
 		s.fail(w, http.StatusBadRequest, err)
@@ -174,7 +174,7 @@ func (s *Service) handleCreateResources(w http.ResponseWriter, r *http.Request, 
 // checkResources checks everything that depends on the cluster before
 // anything is written, and orders the resources so that what others
 // name (roles, then users) is written first.
-func (s *Service) checkResources(ctx context.Context, req ResourcesRequest) ([]resources.Resource, error) {
+func (s *API) checkResources(ctx context.Context, req ResourcesRequest) ([]resources.Resource, error) {
 	if len(req.Resources) == 0 {
 		return nil, refuse("no resources in the request")
 	}
@@ -306,7 +306,7 @@ func coversMasters(spec *resources.TLSKeyPairSpec, masters []net.IP, gateway []s
 
 // gatewayAddrs are the auth gateway's public addresses, the batch's own
 // authgateway first.
-func (s *Service) gatewayAddrs(ctx context.Context, batch []resources.Resource) []string {
+func (s *API) gatewayAddrs(ctx context.Context, batch []resources.Resource) []string {
 	spec := (*resources.AuthGatewaySpec)(nil)
 	for _, r := range batch {
 		if gw, ok := r.Spec.(*resources.AuthGatewaySpec); ok {
@@ -325,7 +325,7 @@ func (s *Service) gatewayAddrs(ctx context.Context, batch []resources.Resource) 
 
 // putResource writes one checked resource: a user's password as its
 // hash, alongside.
-func (s *Service) putResource(ctx context.Context, res resources.Resource, force bool) error {
+func (s *API) putResource(ctx context.Context, res resources.Resource, force bool) error {
 	create := !force
 	if _, ok := singletons[res.Kind]; ok {
 		create = false
@@ -350,7 +350,7 @@ func (s *Service) putResource(ctx context.Context, res resources.Resource, force
 	return nil
 }
 
-func (s *Service) handleDeleteResource(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleDeleteResource(w http.ResponseWriter, r *http.Request, c *caller) {
 	kind, ok := resources.CanonicalKind(r.PathValue("kind"))
 	if !ok {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("unknown resource kind %q (one of %v)", r.PathValue("kind"), resources.Kinds()))

@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	"context"
@@ -89,7 +89,7 @@ type WhoamiResponse struct {
 	Roles []string `json:"roles,omitempty"`
 }
 
-func (s *Service) identityRoutes(mux *http.ServeMux) {
+func (s *API) identityRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathWhoami, s.authed("", "", s.handleWhoami))
 	mux.HandleFunc("GET "+PathUsers, s.authed("user", "list", s.handleListUsers))
 	mux.HandleFunc("POST "+PathUsers, s.authed("user", "create", s.handleInvite))
@@ -106,11 +106,11 @@ func (s *Service) identityRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathReset+"{secret}", s.handleSignupForm)
 }
 
-func (s *Service) handleWhoami(w http.ResponseWriter, _ *http.Request, c *caller) {
+func (s *API) handleWhoami(w http.ResponseWriter, _ *http.Request, c *caller) {
 	writeJSON(w, http.StatusOK, WhoamiResponse{User: c.Name, Kind: c.Kind, Type: c.UserType, Roles: c.Roles})
 }
 
-func (s *Service) handleListUsers(w http.ResponseWriter, r *http.Request, _ *caller) {
+func (s *API) handleListUsers(w http.ResponseWriter, r *http.Request, _ *caller) {
 	users, err := cluster.ListResources(r.Context(), s.cfg.Clients, resources.KindUser, "")
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, err)
@@ -126,7 +126,7 @@ func (s *Service) handleListUsers(w http.ResponseWriter, r *http.Request, _ *cal
 
 // handleInvite makes an invitation for a new user: the user is created
 // when they set their password through it.
-func (s *Service) handleInvite(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleInvite(w http.ResponseWriter, r *http.Request, c *caller) {
 	var req InviteRequest
 	if err := decode(r, &req); err != nil {
 		s.fail(w, http.StatusBadRequest, err)
@@ -171,7 +171,7 @@ func (s *Service) handleInvite(w http.ResponseWriter, r *http.Request, c *caller
 
 // ticket stores a new invitation or reset for t.User, replacing the
 // user's older ones, and returns its link.
-func (s *Service) ticket(ctx context.Context, t cluster.Ticket, ttl time.Duration) (*InviteResponse, error) {
+func (s *API) ticket(ctx context.Context, t cluster.Ticket, ttl time.Duration) (*InviteResponse, error) {
 	if err := cluster.DeleteUserSecrets(ctx, s.cfg.Clients, t.User, cluster.TicketInvite, cluster.TicketReset); err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (s *Service) ticket(ctx context.Context, t cluster.Ticket, ttl time.Duratio
 
 // publicAddr is where users reach this service: the auth gateway's first
 // web address when one is set, else this master's address, on port.
-func (s *Service) publicAddr(ctx context.Context, port int) string {
+func (s *API) publicAddr(ctx context.Context, port int) string {
 	gw, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindAuthGateway, resources.KindAuthGateway)
 	if err == nil {
 		spec := gw.Spec.(*resources.AuthGatewaySpec)
@@ -212,7 +212,7 @@ func (s *Service) publicAddr(ctx context.Context, port int) string {
 	return net.JoinHostPort(s.cfg.Self.IP.String(), strconv.Itoa(port))
 }
 
-func (s *Service) handleReset(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleReset(w http.ResponseWriter, r *http.Request, c *caller) {
 	name := r.PathValue("name")
 	var req InviteRequest
 	if err := decode(r, &req); err != nil {
@@ -253,7 +253,7 @@ func (s *Service) handleReset(w http.ResponseWriter, r *http.Request, c *caller)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Service) handleDeleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleDeleteUser(w http.ResponseWriter, r *http.Request, c *caller) {
 	name := r.PathValue("name")
 	err := s.deleteUser(r.Context(), name)
 	if err != nil {
@@ -265,7 +265,7 @@ func (s *Service) handleDeleteUser(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 // deleteUser removes the user and everything that authenticates them.
-func (s *Service) deleteUser(ctx context.Context, name string) error {
+func (s *API) deleteUser(ctx context.Context, name string) error {
 	err := cluster.DeleteResource(ctx, s.cfg.Clients, resources.KindUser, name)
 	if errors.Is(err, cluster.ErrNotFound) {
 		return notFound("user %q does not exist", name)
@@ -277,7 +277,7 @@ func (s *Service) deleteUser(ctx context.Context, name string) error {
 		cluster.TicketInvite, cluster.TicketReset, cluster.TicketSession)
 }
 
-func (s *Service) handleTicketInfo(w http.ResponseWriter, r *http.Request) {
+func (s *API) handleTicketInfo(w http.ResponseWriter, r *http.Request) {
 	info, err := s.ticketInfo(r.Context(), r.PathValue("secret"))
 	if err != nil {
 		s.answer(w, nil, err)
@@ -286,7 +286,7 @@ func (s *Service) handleTicketInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-func (s *Service) ticketInfo(ctx context.Context, secret string) (*TicketInfo, error) {
+func (s *API) ticketInfo(ctx context.Context, secret string) (*TicketInfo, error) {
 	t, _, err := s.findTicket(ctx, secret)
 	if err != nil {
 		return nil, err
@@ -301,7 +301,7 @@ func (s *Service) ticketInfo(ctx context.Context, secret string) (*TicketInfo, e
 // secondFactor is what the cluster asks of users logging in besides
 // their password: the authpreference's, the auth gateway's when it sets
 // one, else off.
-func (s *Service) secondFactor(ctx context.Context) string {
+func (s *API) secondFactor(ctx context.Context) string {
 	sf := resources.SecondFactorOff
 	if p, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindAuthPreference, resources.KindAuthPreference); err == nil {
 		if v := p.Spec.(*resources.AuthPreferenceSpec).SecondFactor; v != "" {
@@ -317,7 +317,7 @@ func (s *Service) secondFactor(ctx context.Context) string {
 }
 
 // findTicket finds the invitation or reset a link's secret stands for.
-func (s *Service) findTicket(ctx context.Context, secret string) (cluster.Ticket, string, error) {
+func (s *API) findTicket(ctx context.Context, secret string) (cluster.Ticket, string, error) {
 	hash := identity.SecretHash(secret)
 	for _, kind := range []string{cluster.TicketInvite, cluster.TicketReset} {
 		t, err := cluster.GetTicket(ctx, s.cfg.Clients, kind, hash, s.cfg.Now())
@@ -331,7 +331,7 @@ func (s *Service) findTicket(ctx context.Context, secret string) (cluster.Ticket
 	return cluster.Ticket{}, hash, notFound("this link is not valid: it has expired, was used already, or was replaced by a newer one")
 }
 
-func (s *Service) handleCompleteTicket(w http.ResponseWriter, r *http.Request) {
+func (s *API) handleCompleteTicket(w http.ResponseWriter, r *http.Request) {
 	var req PasswordRequest
 	if err := decode(r, &req); err != nil {
 		s.fail(w, http.StatusBadRequest, err)
@@ -348,7 +348,7 @@ func (s *Service) handleCompleteTicket(w http.ResponseWriter, r *http.Request) {
 
 // completeTicket sets the password an invitation or reset asked for (the
 // invitation's user is created now) and logs the user in.
-func (s *Service) completeTicket(r *http.Request, secret, password, otp string) (*SessionResponse, error) {
+func (s *API) completeTicket(r *http.Request, secret, password, otp string) (*SessionResponse, error) {
 	ctx := r.Context()
 	t, hash, err := s.findTicket(ctx, secret)
 	if err != nil {
@@ -401,7 +401,7 @@ func (s *Service) completeTicket(r *http.Request, secret, password, otp string) 
 }
 
 // newSession starts a session for user, as long as their roles allow.
-func (s *Service) newSession(ctx context.Context, user string) (*SessionResponse, error) {
+func (s *API) newSession(ctx context.Context, user string) (*SessionResponse, error) {
 	c, err := s.userCaller(ctx, user, "")
 	if err != nil {
 		return nil, err
@@ -418,7 +418,7 @@ func (s *Service) newSession(ctx context.Context, user string) (*SessionResponse
 	return &SessionResponse{User: user, Token: secret, Expires: t.Expires}, nil
 }
 
-func (s *Service) setSessionCookie(w http.ResponseWriter, sess *SessionResponse) {
+func (s *API) setSessionCookie(w http.ResponseWriter, sess *SessionResponse) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: sess.Token, Path: "/", Expires: sess.Expires,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
@@ -451,7 +451,7 @@ func (l *loginLimiter) fail(from string) {
 	}
 }
 
-func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
+func (s *API) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req LoginRequest
 	if err := decode(r, &req); err != nil {
 		s.fail(w, http.StatusBadRequest, err)
@@ -479,7 +479,7 @@ func (s *Service) handleLogin(w http.ResponseWriter, r *http.Request) {
 // it tells nothing about which users exist.
 var errBadLogin = errors.New("invalid user name, password or one-time code")
 
-func (s *Service) login(ctx context.Context, req LoginRequest) (*SessionResponse, error) {
+func (s *API) login(ctx context.Context, req LoginRequest) (*SessionResponse, error) {
 	u, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindUser, req.User)
 	if errors.Is(err, cluster.ErrNotFound) {
 		identity.DummyCheck(req.Password)
@@ -529,7 +529,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (*SessionResponse
 	return s.newSession(ctx, req.User)
 }
 
-func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *API) handleLogout(w http.ResponseWriter, r *http.Request, c *caller) {
 	if c.session == "" {
 		s.fail(w, http.StatusBadRequest, errors.New("this request has no session to end"))
 		return
@@ -543,7 +543,7 @@ func (s *Service) handleLogout(w http.ResponseWriter, r *http.Request, c *caller
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Service) handleAudit(w http.ResponseWriter, r *http.Request, _ *caller) {
+func (s *API) handleAudit(w http.ResponseWriter, r *http.Request, _ *caller) {
 	events, err := cluster.Events(r.Context(), s.cfg.Clients)
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, err)

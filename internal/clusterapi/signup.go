@@ -1,4 +1,4 @@
-package clusterservice
+package clusterapi
 
 import (
 	_ "embed"
@@ -37,7 +37,7 @@ func webHeaders(w http.ResponseWriter) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 }
 
-func (s *Service) signupView(r *http.Request) signupView {
+func (s *API) signupView(r *http.Request) signupView {
 	v := signupView{Title: "Sign up", Button: "Create account", Cluster: s.cfg.Self.ClusterName, MinLength: resources.MinPasswordLength}
 	if r.URL.Path[:len(PathReset)] == PathReset {
 		v.Title, v.Button = "Reset password", "Set password"
@@ -46,7 +46,7 @@ func (s *Service) signupView(r *http.Request) signupView {
 }
 
 // handleSignupPage shows the form an invitation or reset link opens.
-func (s *Service) handleSignupPage(w http.ResponseWriter, r *http.Request) {
+func (s *API) handleSignupPage(w http.ResponseWriter, r *http.Request) {
 	v := s.signupView(r)
 	status := http.StatusOK
 	info, err := s.ticketInfo(r.Context(), r.PathValue("secret"))
@@ -61,7 +61,7 @@ func (s *Service) handleSignupPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleSignupForm takes the form's password, as a browser posts it.
-func (s *Service) handleSignupForm(w http.ResponseWriter, r *http.Request) {
+func (s *API) handleSignupForm(w http.ResponseWriter, r *http.Request) {
 	v := s.signupView(r)
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	secret := r.PathValue("secret")
