@@ -26,11 +26,8 @@ import (
 )
 
 // Port is where every master serves the API (Gravity's gravity-site
-// port); the cluster management URL serves it too, on WebPort.
-const (
-	Port    = 3009
-	WebPort = 32009
-)
+// port); the cluster management URL (cluster.WebPort) serves it too.
+const Port = 3009
 
 // Config is what the API needs of the service that serves it.
 type Config struct {

@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/opengravity/gravity/internal/clusterapi"
 	"github.com/opengravity/gravity/internal/install/hook"
 	"github.com/opengravity/gravity/internal/jointoken"
 	"github.com/opengravity/gravity/internal/plan"
@@ -23,7 +24,7 @@ import (
 )
 
 // Port is where every master's cluster service listens.
-const Port = 3009
+const Port = clusterapi.Port
 
 // ErrBusy means another operation holds the cluster: try again later.
 var ErrBusy = errors.New("another operation is in progress")
