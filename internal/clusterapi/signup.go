@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/resources"
@@ -39,7 +40,7 @@ func webHeaders(w http.ResponseWriter) {
 
 func (s *API) signupView(r *http.Request) signupView {
 	v := signupView{Title: "Sign up", Button: "Create account", Cluster: s.cfg.Self.ClusterName, MinLength: resources.MinPasswordLength}
-	if r.URL.Path[:len(PathReset)] == PathReset {
+	if strings.HasPrefix(r.URL.Path, PathReset) {
 		v.Title, v.Button = "Reset password", "Set password"
 	}
 	return v
