@@ -125,11 +125,15 @@ func notFound(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errNotFound, fmt.Sprintf(format, args...))
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers v as JSON with status: the cluster service's answers
+// are all written so (its join protocol's too).
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
 
 func (s *API) fail(w http.ResponseWriter, status int, err error) {
 	if status >= 500 {
@@ -152,7 +156,9 @@ func (s *API) answer(w http.ResponseWriter, v any, err error) {
 	}
 }
 
-func decode(r *http.Request, v any) error {
+// DecodeJSON reads a request's JSON body (at most 1 MiB) into v; a field
+// v does not have is an error.
+func DecodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -160,3 +166,5 @@ func decode(r *http.Request, v any) error {
 	}
 	return nil
 }
+
+func decode(r *http.Request, v any) error { return DecodeJSON(r, v) }

@@ -15,7 +15,6 @@ package clusterservice
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -203,11 +202,7 @@ func (s *Service) withToken(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { clusterapi.WriteJSON(w, status, v) }
 
 func (s *Service) fail(w http.ResponseWriter, status int, err error) {
 	if status >= 500 {
@@ -235,11 +230,4 @@ func (s *Service) answer(w http.ResponseWriter, v any, err error) {
 	}
 }
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %w", err)
-	}
-	return nil
-}
+func decode(r *http.Request, v any) error { return clusterapi.DecodeJSON(r, v) }
