@@ -29,19 +29,10 @@ func NewClient(addr string, tlsCfg *tls.Config) *Client {
 // Do sends in (JSON, when not nil) and decodes the answer into out; an
 // error answer comes back as its message.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.Addr+path, body)
+	req, err := NewRequest(ctx, method, "https://"+c.Addr+path, in)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if c.Bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Bearer)
 	}
@@ -68,4 +59,23 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("cluster API answer: %w", err)
 	}
 	return nil
+}
+
+// NewRequest is a request of the cluster service's: in as its JSON body
+// (none when nil).
+func NewRequest(ctx context.Context, method, url string, in any) (*http.Request, error) {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
 }

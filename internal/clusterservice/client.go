@@ -91,19 +91,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // doWith is do with hc, whose timeouts may differ.
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.Addr+path, body)
+	req, err := clusterapi.NewRequest(ctx, method, "https://"+c.Addr+path, in)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
 	jointoken.Set(req, c.Token)
 	resp, err := hc.Do(req)
 	if err != nil {
