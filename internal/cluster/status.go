@@ -129,7 +129,7 @@ func ReadStatus(ctx context.Context, c Clients, probes Probes) (Status, error) {
 		return st, err
 	}
 	for _, p := range ops {
-		st.Operations = append(st.Operations, brief(p))
+		st.Operations = append(st.Operations, Brief(p))
 	}
 	st.Endpoints = endpoints(ctx, st.Nodes, probes)
 	gw, err := GetResource(ctx, c, resources.KindAuthGateway, resources.KindAuthGateway)
@@ -202,7 +202,8 @@ func cutPrefix(s, prefix string) (string, bool) {
 	return "", false
 }
 
-func brief(p *plan.Plan) OperationBrief {
+// Brief is an operation as status lists it.
+func Brief(p *plan.Plan) OperationBrief {
 	b := OperationBrief{ID: p.OperationID, Type: p.OperationType, Description: p.Description, State: string(p.State()), Created: p.Created}
 	for _, ph := range p.Leaves() {
 		b.Phases++

@@ -23,6 +23,7 @@ import (
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
+	"github.com/opengravity/gravity/internal/webui"
 )
 
 // Port is where every master serves the API (Gravity's gravity-site
@@ -38,8 +39,14 @@ type Config struct {
 	CAs *pki.CASet
 	// Self is this master's node config.
 	Self config.Node
-	Log  *slog.Logger
-	Now  func() time.Time
+	// Certificate is what the service serves when the web certificates
+	// have nothing else (its TLS configuration's), for the panel to show.
+	Certificate *tls.Certificate
+	// NodeProbe checks a node by its address for the panel's health
+	// (default cluster.KubeletProbe).
+	NodeProbe func(ctx context.Context, address string) error
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // API serves the cluster API.
@@ -64,6 +71,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NodeProbe == nil {
+		cfg.NodeProbe = cluster.KubeletProbe
+	}
 	return &API{cfg: cfg}, nil
 }
 
@@ -71,6 +81,9 @@ func New(cfg Config) (*API, error) {
 func (s *API) Routes(mux *http.ServeMux) {
 	s.identityRoutes(mux)
 	s.resourceRoutes(mux)
+	s.panelRoutes(mux)
+	mux.Handle("GET /web/", webui.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(webui.Path, http.StatusFound))
 }
 
 // Run keeps what the API needs in the cluster (its resource definitions,

@@ -35,6 +35,8 @@ type caller struct {
 	specs    []resources.RoleSpec
 	// session is the hash of the session the request came with, if any.
 	session string
+	// cookie: the session came as the cookie, which browsers send alone.
+	cookie bool
 }
 
 // errUnauthenticated is a request with no credential the API accepts.
@@ -88,7 +90,11 @@ func (s *API) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.userCaller(ctx, t.User, hash)
+	c, err := s.userCaller(ctx, t.User, hash)
+	if c != nil {
+		c.cookie = fromCookie
+	}
+	return c, err
 }
 
 // userCaller is user with their roles as the cluster has them now: a
@@ -148,6 +154,10 @@ func (s *API) authed(resource, verb string, h func(http.ResponseWriter, *http.Re
 		c, err := s.authenticate(r)
 		if err != nil {
 			s.fail(w, http.StatusUnauthorized, err)
+			return
+		}
+		if err := checkCSRF(r, c); err != nil {
+			s.fail(w, http.StatusForbidden, err)
 			return
 		}
 		if resource != "" {

@@ -38,10 +38,11 @@ func newFixture(t *testing.T) *fixture {
 	gvr := func(group, version, resource string) schema.GroupVersionResource {
 		return schema.GroupVersionResource{Group: group, Version: version, Resource: resource}
 	}
-	lists := map[schema.GroupVersionResource]string{gvr("", "v1", "nodes"): "NodeList", gvr("", "v1", "secrets"): "SecretList"}
-	for _, kind := range []string{"User", "Role", "AuthGateway", "AuthPreference", "AuditEvent"} {
+	lists := map[schema.GroupVersionResource]string{gvr("", "v1", "nodes"): "NodeList", gvr("", "v1", "secrets"): "SecretList",
+		gvr("", "v1", "pods"): "PodList"}
+	for _, kind := range []string{"User", "Role", "AuthGateway", "AuthPreference", "AuditEvent", "Operation", "Cluster"} {
 		lists[gvr(cluster.Group, cluster.Version, map[string]string{"User": "users", "Role": "roles", "AuthGateway": "authgateways",
-			"AuthPreference": "authpreferences", "AuditEvent": "auditevents"}[kind])] = kind + "List"
+			"AuthPreference": "authpreferences", "AuditEvent": "auditevents", "Operation": "operations", "Cluster": "clusters"}[kind])] = kind + "List"
 	}
 	dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists)
 	k, err := kube.NewForDynamic(dc, nil)
@@ -58,20 +59,21 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{clients: cluster.Clients{Kube: k, Dynamic: dc}, cas: cas, now: time.Now()}
-	f.api, err = New(Config{Clients: f.clients, CAs: cas, Self: config.Node{IP: net.ParseIP("10.0.0.1"), ClusterName: "c"},
-		Now: func() time.Time { return f.now }})
+	kp, err := cas.Cluster.Issue(pki.Request{CommonName: "gravity-site", IPs: []net.IP{net.ParseIP("127.0.0.1")},
+		Validity: time.Hour, Usages: pki.UsageServer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, err := cas.Cluster.Issue(pki.Request{CommonName: "gravity-site", IPs: []net.IP{net.ParseIP("127.0.0.1")},
-		Validity: time.Hour, Usages: pki.UsageServer})
+	cert := kp.TLSCertificate()
+	f.api, err = New(Config{Clients: f.clients, CAs: cas, Self: config.Node{IP: net.ParseIP("10.0.0.1"), ClusterName: "c"},
+		Certificate: &cert, NodeProbe: func(context.Context, string) error { return nil }, Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	f.api.Routes(mux)
 	srv := httptest.NewUnstartedServer(mux)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp.TLSCertificate()}, ClientCAs: cas.Cluster.Pool(),
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: cas.Cluster.Pool(),
 		ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

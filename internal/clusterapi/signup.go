@@ -9,6 +9,7 @@ import (
 
 	"github.com/opengravity/gravity/internal/cluster"
 	"github.com/opengravity/gravity/internal/resources"
+	"github.com/opengravity/gravity/internal/webui"
 )
 
 //go:embed web/signup.html
@@ -19,7 +20,6 @@ var signupPage = template.Must(template.New("signup").Parse(signupHTML))
 type signupView struct {
 	Title, Button, Cluster, User, Error string
 	MinLength                           int
-	Done                                bool
 	// OTPSecret and OTPURL are shown when the cluster asks for a second
 	// factor: the key to add to an authenticator app.
 	OTPSecret string
@@ -30,10 +30,7 @@ type signupView struct {
 // service, nothing is cached, and the page cannot be framed.
 func webHeaders(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Strict-Transport-Security", "max-age=31536000")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer") // the link's secret is in the URL
+	webui.SecurityHeaders(h) // no-referrer among them: the link's secret is in the URL
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 }
@@ -92,8 +89,7 @@ func (s *API) handleSignupForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setSessionCookie(w, sess)
-	v.Done = true
-	_ = signupPage.Execute(w, v)
+	http.Redirect(w, r, webui.Path, http.StatusSeeOther)
 }
 
 // errMessage is err as a page shows it: without the classification.

@@ -87,6 +87,9 @@ type WhoamiResponse struct {
 	Kind  string   `json:"kind"`
 	Type  string   `json:"type,omitempty"`
 	Roles []string `json:"roles,omitempty"`
+	// Permissions are what the web panel shows or hides by, as "verb
+	// resource": the API checks every call anyway.
+	Permissions map[string]bool `json:"permissions,omitempty"`
 }
 
 func (s *API) identityRoutes(mux *http.ServeMux) {
@@ -107,7 +110,7 @@ func (s *API) identityRoutes(mux *http.ServeMux) {
 }
 
 func (s *API) handleWhoami(w http.ResponseWriter, _ *http.Request, c *caller) {
-	writeJSON(w, http.StatusOK, WhoamiResponse{User: c.Name, Kind: c.Kind, Type: c.UserType, Roles: c.Roles})
+	writeJSON(w, http.StatusOK, WhoamiResponse{User: c.Name, Kind: c.Kind, Type: c.UserType, Roles: c.Roles, Permissions: permissions(c)})
 }
 
 func (s *API) handleListUsers(w http.ResponseWriter, r *http.Request, _ *caller) {
@@ -421,6 +424,7 @@ func (s *API) newSession(ctx context.Context, user string) (*SessionResponse, er
 func (s *API) setSessionCookie(w http.ResponseWriter, sess *SessionResponse) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: sess.Token, Path: "/", Expires: sess.Expires,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	setCSRFCookie(w, sess)
 }
 
 // loginLimiter counts failed logins per source address: past
@@ -539,6 +543,7 @@ func (s *API) handleLogout(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	clearCSRFCookie(w)
 	s.audit(r, c.Name, "T1001I", "user.logout", "logged out", nil)
 	w.WriteHeader(http.StatusNoContent)
 }

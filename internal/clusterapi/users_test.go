@@ -273,6 +273,8 @@ func TestInviteSignupLogin(t *testing.T) {
 	}
 	path := strings.TrimPrefix(inv.URL, "https://10.0.0.1:3009")
 	anon := f.client(t, "", "")
+	// A completed signup lands on the panel's dashboard.
+	anon.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	page := func(method string, form url.Values) (int, string) {
 		req, _ := http.NewRequest(method, "https://"+f.addr+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -283,13 +285,17 @@ func TestInviteSignupLogin(t *testing.T) {
 		defer resp.Body.Close()
 		var b strings.Builder
 		_, _ = ioCopy(&b, resp)
-		if method == http.MethodPost && resp.StatusCode == 200 {
-			var session bool
+		if method == http.MethodPost && resp.StatusCode == http.StatusSeeOther {
+			var session, csrf bool
 			for _, c := range resp.Cookies() {
 				session = session || (c.Name == SessionCookie && c.Secure && c.HttpOnly && c.SameSite == http.SameSiteStrictMode)
+				csrf = csrf || (c.Name == CSRFCookie && c.Secure && !c.HttpOnly && c.SameSite == http.SameSiteStrictMode && c.Value != "")
 			}
-			if !session {
-				t.Error("no secure session cookie after signup")
+			if !session || !csrf {
+				t.Errorf("after signup: session cookie %v, CSRF cookie %v; want both, secure", session, csrf)
+			}
+			if loc := resp.Header.Get("Location"); loc != "/web/" {
+				t.Errorf("signup redirects to %q, want the dashboard", loc)
 			}
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
@@ -306,7 +312,7 @@ func TestInviteSignupLogin(t *testing.T) {
 	if code, body := page(http.MethodPost, url.Values{"password": {"correct horse battery"}, "confirm": {"correct horse batter"}}); code != 400 || !strings.Contains(body, "differ") {
 		t.Errorf("different passwords: %d %s", code, body)
 	}
-	if code, body := page(http.MethodPost, url.Values{"password": {"correct horse battery"}, "confirm": {"correct horse battery"}}); code != 200 || !strings.Contains(body, "Welcome, admin") {
+	if code, body := page(http.MethodPost, url.Values{"password": {"correct horse battery"}, "confirm": {"correct horse battery"}}); code != http.StatusSeeOther {
 		t.Errorf("signup: %d %s", code, body)
 	}
 	if code, _ := page(http.MethodPost, url.Values{"password": {"another password here"}, "confirm": {"another password here"}}); code != 404 {

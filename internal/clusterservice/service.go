@@ -86,7 +86,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	api, err := clusterapi.New(clusterapi.Config{Clients: cfg.Clients, CAs: cfg.CAs, Self: cfg.Self, Log: cfg.Log, Now: cfg.Now})
+	var cert *tls.Certificate
+	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 {
+		cert = &cfg.TLS.Certificates[0]
+	}
+	api, err := clusterapi.New(clusterapi.Config{Clients: cfg.Clients, CAs: cfg.CAs, Self: cfg.Self, Certificate: cert, Log: cfg.Log, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

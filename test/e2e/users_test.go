@@ -64,7 +64,8 @@ func checkUsers(t *testing.T, ih *installHost) {
 		t.Fatalf("the signup page: %d\n%s", code, body)
 	}
 	form := url.Values{"password": {"walkthrough-admin-1"}, "confirm": {"walkthrough-admin-1"}}
-	if code, body := page(browser.PostForm(m[1], form)); code != 200 || !strings.Contains(body, "Welcome, admin") {
+	// Signing up lands on the control panel's dashboard.
+	if code, body := page(browser.PostForm(m[1], form)); code != 200 || !strings.Contains(body, `src="/web/assets/panel.js"`) {
 		t.Fatalf("signing up: %d\n%s", code, body)
 	}
 	if code, _ := page(browser.PostForm(m[1], form)); code != http.StatusNotFound {
