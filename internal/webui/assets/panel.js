@@ -25,11 +25,16 @@ function el(tag, attrs, ...children) {
     else if (k in e && typeof v !== "string") e[k] = v;
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return e;
+}
+
+// present drops the null, false and undefined that conditional parts give.
+function present(...xs) {
+  return xs.flat(Infinity).filter((x) => x !== undefined && x !== null && x !== false);
 }
 
 function cookie(name) {
@@ -118,7 +123,7 @@ function errorBox(err) {
 function setMain(...nodes) {
   const main = document.getElementById("main");
   main.className = "";
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...present(nodes));
   return main;
 }
 
@@ -213,7 +218,7 @@ function dashboardView() {
     if (c.operation && can("read operation")) op = await api("GET", "/v1/operations/" + encodeURIComponent(c.operation.id));
     if (!current()) return;
     const nodes = c.nodes.map((n) => n.address || n.name);
-    body.replaceChildren(
+    body.replaceChildren(...present(
       el("div", { class: "grid" },
         stat("Cluster", c.name, "dash-cluster"),
         stat("Application", c.app + " " + c.appVersion, "dash-app"),
@@ -228,7 +233,7 @@ function dashboardView() {
         ? el("div", { class: "card" }, el("h2", { text: "Endpoints" }),
           el("dl", {}, c.endpoints.flatMap((e) => [el("dt", { text: e.name }), el("dd", { text: e.urls.join(", ") })])))
         : null,
-      operationCard(c.operation, op, true));
+      operationCard(c.operation, op, true)));
   });
 }
 
@@ -242,7 +247,7 @@ function operationCard(brief, op, latest) {
       el("span", { class: "muted", text: brief.type + " · " + brief.id + " · started " + fmtTime(brief.created) }),
       el("span", { text: brief.phasesDone + " of " + brief.phases + " phases" })),
     el("progress", { max: Math.max(brief.phases, 1), value: brief.phasesDone }));
-  if (op) card.append(planTable(op.plan), hookLogs(op.hookLogs));
+  if (op) card.append(...present(planTable(op.plan), hookLogs(op.hookLogs)));
   return card;
 }
 
@@ -511,7 +516,7 @@ function certificateView() {
   const load = async () => {
     try {
       const c = await api("GET", "/v1/certificate");
-      served.replaceChildren(el("h2", { text: "This page's certificate" }), certDetails(c.served, "cert-served"),
+      served.replaceChildren(...present(el("h2", { text: "This page's certificate" }), certDetails(c.served, "cert-served"),
         c.tlskeypair && c.served.source !== "tlskeypair"
           ? [el("h2", { text: "The tlskeypair resource's certificate" }),
             el("p", { class: "muted", text: "Served to browsers that name a host it covers." }), certDetails(c.tlskeypair, "cert-keypair")]
@@ -526,7 +531,7 @@ function certificateView() {
               result.replaceChildren(errorBox(e));
             }
           } })
-          : null);
+          : null));
     } catch (e) {
       served.replaceChildren(errorBox(e));
     }
