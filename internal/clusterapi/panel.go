@@ -68,6 +68,10 @@ type OperationResponse struct {
 	cluster.OperationBrief
 	Plan     *plan.Plan `json:"plan"`
 	HookLogs []HookLog  `json:"hookLogs"`
+	// HookLogsError says why some hook logs are missing: the plan is
+	// worth showing without them, and the panel reads this every 2 s,
+	// which the service's log need not repeat.
+	HookLogsError string `json:"hookLogsError,omitempty"`
 }
 
 // HookLog is the end of one hook pod's output.
@@ -217,9 +221,7 @@ func (s *API) handleOperation(w http.ResponseWriter, r *http.Request, _ *caller)
 	resp := OperationResponse{OperationBrief: cluster.Brief(p), Plan: p}
 	resp.HookLogs, err = s.hookLogs(r.Context(), id)
 	if err != nil {
-		// The plan is still worth showing: the logs are the API's to read
-		// and may be gone with their pods.
-		s.cfg.Log.Warn("reading the logs of an operation's hooks", "operation", id, "error", err.Error())
+		resp.HookLogsError = err.Error()
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

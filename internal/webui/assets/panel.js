@@ -91,10 +91,14 @@ function can(perm) {
   return !!(state.me && state.me.permissions && state.me.permissions[perm]);
 }
 
+// fmtTime is a time of the API's in the browser's zone, as
+// 2006-01-02 15:04:05; the zero time is no time.
 function fmtTime(t) {
   if (!t || t.startsWith("0001-")) return "";
   const d = new Date(t);
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  const p = (n) => String(n).padStart(2, "0");
+  return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " +
+    p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
 }
 
 function fmtDuration(ms) {
@@ -247,7 +251,10 @@ function operationCard(brief, op, latest) {
       el("span", { class: "muted", text: brief.type + " · " + brief.id + " · started " + fmtTime(brief.created) }),
       el("span", { text: brief.phasesDone + " of " + brief.phases + " phases" })),
     el("progress", { max: Math.max(brief.phases, 1), value: brief.phasesDone }));
-  if (op) card.append(...present(planTable(op.plan), hookLogs(op.hookLogs)));
+  if (op) {
+    card.append(...present(planTable(op.plan), hookLogs(op.hookLogs),
+      op.hookLogsError && el("p", { class: "error", text: "Hook logs: " + op.hookLogsError })));
+  }
   return card;
 }
 
