@@ -2,6 +2,7 @@ package clusterapi
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 
 	"github.com/opengravity/gravity/internal/identity"
@@ -52,4 +53,15 @@ func setCSRFCookie(w http.ResponseWriter, sess *SessionResponse) {
 
 func clearCSRFCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode})
+}
+
+// jsonBody refuses a request whose body is not declared JSON: another
+// site's page can post a form (even one whose text/plain body parses as
+// JSON) without asking, but not application/json. A login forged so
+// would sign the browser in as someone else.
+func jsonBody(r *http.Request) error {
+	if t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || t != "application/json" {
+		return errors.New("the request body must be JSON (Content-Type: application/json)")
+	}
+	return nil
 }

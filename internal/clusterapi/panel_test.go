@@ -269,6 +269,11 @@ func TestCSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := f.browser(t)
+	// A form of another site's page cannot log the browser in.
+	forged := map[string]string{"Content-Type": "text/plain"}
+	if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, forged); code != http.StatusUnsupportedMediaType {
+		t.Errorf("a login posted as text/plain: %d", code)
+	}
 	if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, nil); code != 200 {
 		t.Fatalf("login: %d", code)
 	}

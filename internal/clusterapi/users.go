@@ -457,6 +457,10 @@ func (l *loginLimiter) fail(from string) {
 
 func (s *API) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req LoginRequest
+	if err := jsonBody(r); err != nil {
+		s.fail(w, http.StatusUnsupportedMediaType, err)
+		return
+	}
 	if err := decode(r, &req); err != nil {
 		s.fail(w, http.StatusBadRequest, err)
 		return
