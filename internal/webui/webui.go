@@ -12,6 +12,7 @@ package webui
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -46,6 +47,35 @@ var assets = func() fs.FS {
 		panic(err) // the embed pattern names the directory
 	}
 	return sub
+}()
+
+// compressed are the assets gzipped once, for the browsers that take it
+// (all do): the script goes in less than a third of its size.
+var compressed = func() map[string][]byte {
+	out := map[string][]byte{}
+	err := fs.WalkDir(assets, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(assets, name)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // the level is valid
+		if _, err := zw.Write(data); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		out[name] = buf.Bytes()
+		return nil
+	})
+	if err != nil {
+		panic(err) // the embedded files are in memory
+	}
+	return out
 }()
 
 // SecurityHeaders are every page's and asset's: the CSP, HTTPS only, no
@@ -84,10 +114,27 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		ctype = "application/octet-stream"
 	}
 	sum := sha256.Sum256(data)
-	w.Header().Set("Content-Type", ctype)
+	etag := hex.EncodeToString(sum[:12])
+	h := w.Header()
+	h.Set("Content-Type", ctype)
 	// Assets change with the binary: the browser asks again each time,
 	// and a matching ETag answers without the body.
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Vary", "Accept-Encoding")
+	if gz, ok := compressed[name]; ok && acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		data, etag = gz, etag+"-gz"
+	}
+	h.Set("ETag", `"`+etag+`"`)
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }

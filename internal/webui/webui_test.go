@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"compress/gzip"
 	"io"
 	"io/fs"
 	"net/http"
@@ -107,5 +108,24 @@ func TestETag(t *testing.T) {
 	Handler().ServeHTTP(rec, req)
 	if etag == "" || rec.Code != http.StatusNotModified {
 		t.Errorf("ETag %q, revalidation %d", etag, rec.Code)
+	}
+}
+
+// TestGzip: the assets go compressed to who takes it, whole to the rest.
+func TestGzip(t *testing.T) {
+	whole, _ := io.ReadAll(get(t, AssetsPath+"panel.js").Body)
+	req := httptest.NewRequest(http.MethodGet, AssetsPath+"panel.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	rec := httptest.NewRecorder()
+	Handler().ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "gzip" || rec.Body.Len() >= len(whole)/2 {
+		t.Fatalf("gzip: %q, %d bytes of %d", rec.Header().Get("Content-Encoding"), rec.Body.Len(), len(whole))
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := io.ReadAll(zr); err != nil || string(data) != string(whole) {
+		t.Errorf("the gzipped script is not the script: %v", err)
 	}
 }
