@@ -119,7 +119,8 @@ func commandName(dir, comm string) string {
 // BenchmarkInstall installs the walkthrough's v1 image on a fresh test
 // host and reports the time from `./gravity install` to "Installation
 // succeeded", and each phase's; then the cluster API of the installed
-// node under load (benchAPI). Run by `make bench`.
+// node under load (benchAPI), and the web control panel's first load and
+// login (checkWebPanel). Run by `make bench`.
 func BenchmarkInstall(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -133,6 +134,9 @@ func BenchmarkInstall(b *testing.B) {
 			b.Logf("%-30s %6.2f s", ph.ID, ph.Finished.Sub(ph.Started).Seconds())
 		}
 		benchAPI(b, ih)
+		wp := checkWebPanel(b, ih)
+		b.ReportMetric(float64(wp.FirstLoadBytes)/1024, "KiB-panel-first-load")
+		b.ReportMetric(wp.ToDashboard.Seconds(), "s-login-to-dashboard")
 		ih.mustRun("gravity", "leave", "--force")
 		cancel()
 	}
