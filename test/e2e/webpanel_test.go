@@ -40,6 +40,18 @@ type webPanelMetrics struct {
 	ToDashboard time.Duration
 }
 
+// panelViewerRole sees the cluster and its operations, and nothing else.
+const panelViewerRole = `kind: role
+version: v3
+metadata:
+  name: panel-viewer
+spec:
+  allow:
+    rules:
+      - resources: [cluster, operation]
+        verbs: [list, read]
+`
+
 // browserProfile is the browser's fresh user data dir, in the browser
 // host's own /var.
 const browserProfile = "/var/lib/gravity-e2e-browser"
@@ -257,6 +269,38 @@ func checkWebPanel(t testing.TB, ih *installHost) webPanelMetrics {
 	do("logging out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	// The session is gone: the panel asks for a login again.
 	do("the users page after logout", chromedp.Navigate(base+"/web/#/users"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+
+	// A user whose role sees the cluster and its operations only: the
+	// panel shows no more (the API refuses the rest anyway).
+	ih.put(writeTemp(t, panelViewerRole), "/root/panel-viewer.yaml")
+	ih.mustRun("gravity", "resource", "create", "/root/panel-viewer.yaml")
+	out = ih.mustRun("gravity", "users", "add", "--roles=panel-viewer", "webviewer")
+	if link = regexp.MustCompile(`https://\S+/web/newuser/[0-9a-f]{64}`).FindString(out); link == "" {
+		t.Fatalf("gravity users add printed:\n%s", out)
+	}
+	do("the viewer's signup", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#password")),
+		chromedp.SendKeys(chromedp.CSS("#password"), "web-panel-viewer-1"),
+		chromedp.SendKeys(chromedp.CSS("#confirm"), "web-panel-viewer-1"),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#dash-nodes")))
+	waitText("#dash-nodes", ip)
+	hidden, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("nav a")].filter((a) => a.hidden).map((a) => a.dataset.page)`))
+	if err != nil || strings.Join(hidden, " ") != "users audit certificate" {
+		t.Errorf("the viewer's menu hides %q (%v), want users, audit and certificate", hidden, err)
+	}
+	do("the viewer's nodes page", chromedp.Navigate(base+"/web/#/nodes"), chromedp.WaitVisible(chromedp.CSS("#nodes tbody tr")))
+	if join, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`!!document.getElementById("join")`)); err != nil || join {
+		t.Errorf("the viewer is shown the join command (%v)", err)
+	}
+	do("the viewer at the users page", chromedp.Navigate(base+"/web/#/users"))
+	waitText("main", "Access denied")
+	// A session that ends under the page (a reset ends the user's
+	// sessions) sends the panel to the login, saying so.
+	do("the viewer's dashboard", chromedp.Navigate(base+"/web/#/"), chromedp.WaitVisible(chromedp.CSS("#dash-nodes")))
+	ih.mustRun("gravity", "users", "reset", "webviewer")
+	do("the session's end", chromedp.WaitVisible(chromedp.CSS("#expired")))
+	waitText("#expired", "Your session has expired: log in again")
+	shot("expired")
 
 	mu.Lock()
 	for _, p := range problems {
