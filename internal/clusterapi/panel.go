@@ -41,9 +41,8 @@ type LoginInfo struct {
 // ClusterResponse is the dashboard's and the nodes page's.
 type ClusterResponse struct {
 	cluster.Info
-	Nodes     []cluster.NodeStatus `json:"nodes"`
-	Healthy   bool                 `json:"healthy"`
-	Endpoints []cluster.Endpoint   `json:"endpoints"`
+	Nodes   []cluster.NodeStatus `json:"nodes"`
+	Healthy bool                 `json:"healthy"`
 	// Operation is the newest operation (the one that runs, when one
 	// does).
 	Operation *cluster.OperationBrief `json:"operation,omitempty"`
@@ -140,7 +139,7 @@ func (s *API) handleCluster(w http.ResponseWriter, r *http.Request, c *caller) {
 		s.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	resp := ClusterResponse{Info: st.Info, Nodes: st.Nodes, Healthy: len(st.Nodes) > 0, Endpoints: st.Endpoints}
+	resp := ClusterResponse{Info: st.Info, Nodes: st.Nodes, Healthy: len(st.Nodes) > 0}
 	if resp.Nodes == nil {
 		resp.Nodes = []cluster.NodeStatus{}
 	}

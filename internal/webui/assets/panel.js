@@ -233,10 +233,6 @@ function dashboardView() {
         ? el("div", { class: "card" }, el("h2", { text: "Problems" }),
           el("ul", {}, c.nodes.flatMap((n) => (n.problems || []).map((p) => el("li", { text: (n.address || n.name) + ": " + p })))))
         : null,
-      c.endpoints && c.endpoints.length
-        ? el("div", { class: "card" }, el("h2", { text: "Endpoints" }),
-          el("dl", {}, c.endpoints.flatMap((e) => [el("dt", { text: e.name }), el("dd", { text: e.urls.join(", ") })])))
-        : null,
       operationCard(c.operation, op, true)));
   });
 }
