@@ -2,8 +2,8 @@ package clusterapi
 
 import (
 	"errors"
-	"mime"
 	"net/http"
+	"net/url"
 
 	"github.com/opengravity/gravity/internal/identity"
 )
@@ -55,13 +55,19 @@ func clearCSRFCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
-// jsonBody refuses a request whose body is not declared JSON: another
-// site's page can post a form (even one whose text/plain body parses as
-// JSON) without asking, but not application/json. A login forged so
-// would sign the browser in as someone else.
-func jsonBody(r *http.Request) error {
-	if t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || t != "application/json" {
-		return errors.New("the request body must be JSON (Content-Type: application/json)")
+// crossSite says whether a browser sent r from another site's page:
+// browsers say where a request comes from (Sec-Fetch-Site, and Origin on
+// every POST), other clients send neither. A login forged so would sign
+// the browser in as whoever that site chose.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return true
 	}
-	return nil
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err != nil || u.Host != r.Host
+	}
+	return false
 }

@@ -269,10 +269,16 @@ func TestCSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := f.browser(t)
-	// A form of another site's page cannot log the browser in.
-	forged := map[string]string{"Content-Type": "text/plain"}
-	if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, forged); code != http.StatusUnsupportedMediaType {
-		t.Errorf("a login posted as text/plain: %d", code)
+	// Another site's page cannot log the browser in.
+	for _, forged := range []map[string]string{{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "https://10.0.0.1:3009"}} {
+		if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, forged); code != http.StatusForbidden {
+			t.Errorf("a login with %v: %d", forged, code)
+		}
+	}
+	same := map[string]string{"Origin": "https://" + b.base.Host, "Sec-Fetch-Site": "same-origin"}
+	if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, same); code != 200 {
+		t.Errorf("a login from the panel's own page: %d", code)
 	}
 	if code := b.do(http.MethodPost, PathSessions, LoginRequest{User: "admin", Password: "correct horse battery"}, nil); code != 200 {
 		t.Fatalf("login: %d", code)

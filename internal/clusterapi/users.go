@@ -457,8 +457,8 @@ func (l *loginLimiter) fail(from string) {
 
 func (s *API) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req LoginRequest
-	if err := jsonBody(r); err != nil {
-		s.fail(w, http.StatusUnsupportedMediaType, err)
+	if crossSite(r) {
+		s.fail(w, http.StatusForbidden, errors.New("a login from another site's page is refused"))
 		return
 	}
 	if err := decode(r, &req); err != nil {
