@@ -80,6 +80,7 @@ func New(cfg Config) (*API, error) {
 // Routes adds the API's handlers to mux.
 func (s *API) Routes(mux *http.ServeMux) {
 	s.identityRoutes(mux)
+	s.accessRoutes(mux)
 	s.resourceRoutes(mux)
 	s.panelRoutes(mux)
 	mux.Handle("GET /web/", webui.Handler())

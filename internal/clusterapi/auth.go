@@ -117,22 +117,7 @@ func (s *API) userCaller(ctx context.Context, name, session string) (*caller, er
 
 // roleSpecs reads the named roles; one that was deleted grants nothing.
 func (s *API) roleSpecs(ctx context.Context, names []string) ([]resources.RoleSpec, error) {
-	var out []resources.RoleSpec
-	for _, name := range names {
-		if spec, ok := identity.Builtin()[name]; ok {
-			out = append(out, spec)
-			continue
-		}
-		r, err := cluster.GetResource(ctx, s.cfg.Clients, resources.KindRole, name)
-		if errors.Is(err, cluster.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *r.Spec.(*resources.RoleSpec))
-	}
-	return out, nil
+	return cluster.RoleSpecs(ctx, s.cfg.Clients, names)
 }
 
 // roleExists says whether a user may be given role name.

@@ -198,3 +198,52 @@ const (
 	MaxInviteTTL     = 48 * time.Hour
 	MaxResetTTL      = 24 * time.Hour
 )
+
+// Logins are the OS logins roles let their users take on nodes: allowed
+// by one, denied by none.
+func Logins(roles []resources.RoleSpec) []string {
+	var out []string
+	for _, r := range roles {
+		for _, l := range r.Allow.Logins {
+			if !slices.Contains(out, l) && !denied(roles, func(d resources.Conditions) bool { return slices.Contains(d.Logins, l) }) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func denied(roles []resources.RoleSpec, match func(resources.Conditions) bool) bool {
+	for _, r := range roles {
+		if match(r.Deny) {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeAllowed says whether roles let their users reach a node with
+// labels: a role's node_labels must all match ("*": "*" matches any node).
+func NodeAllowed(roles []resources.RoleSpec, labels map[string]string) bool {
+	if denied(roles, func(d resources.Conditions) bool { return len(d.NodeLabels) > 0 && labelsMatch(d.NodeLabels, labels) }) {
+		return false
+	}
+	for _, r := range roles {
+		if len(r.Allow.NodeLabels) > 0 && labelsMatch(r.Allow.NodeLabels, labels) {
+			return true
+		}
+	}
+	return false
+}
+
+func labelsMatch(want, have map[string]string) bool {
+	for k, v := range want {
+		if k == "*" && v == "*" {
+			continue
+		}
+		if hv, ok := have[k]; !ok || (v != "*" && hv != v) {
+			return false
+		}
+	}
+	return true
+}

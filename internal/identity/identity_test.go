@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,33 @@ func BenchmarkCheckPassword(b *testing.B) {
 	h, _ := HashPassword("correct horse battery staple")
 	for b.Loop() {
 		CheckPassword(h, "correct horse battery staple")
+	}
+}
+
+func TestLoginsAndNodes(t *testing.T) {
+	ops := resources.RoleSpec{Allow: resources.Conditions{Logins: []string{"root", "ops"}, NodeLabels: map[string]string{"role": "node"}}}
+	noRoot := resources.RoleSpec{Deny: resources.Conditions{Logins: []string{"root"}, NodeLabels: map[string]string{"role": "db"}}}
+	for _, tc := range []struct {
+		name   string
+		roles  []resources.RoleSpec
+		labels map[string]string
+		logins []string
+		node   bool
+	}{
+		{"admin anywhere", []resources.RoleSpec{Builtin()[Admin]}, map[string]string{"role": "db"}, []string{"root"}, true},
+		{"label match", []resources.RoleSpec{ops}, map[string]string{"role": "node", "hostname": "a"}, []string{"root", "ops"}, true},
+		{"label mismatch", []resources.RoleSpec{ops}, map[string]string{"role": "db"}, []string{"root", "ops"}, false},
+		{"deny wins", []resources.RoleSpec{Builtin()[Admin], noRoot}, map[string]string{"role": "db"}, nil, false},
+		{"deny other label", []resources.RoleSpec{ops, noRoot}, map[string]string{"role": "node"}, []string{"ops"}, true},
+		{"no roles", nil, map[string]string{"role": "node"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Logins(tc.roles); !slices.Equal(got, tc.logins) {
+				t.Errorf("Logins = %v, want %v", got, tc.logins)
+			}
+			if got := NodeAllowed(tc.roles, tc.labels); got != tc.node {
+				t.Errorf("NodeAllowed = %v, want %v", got, tc.node)
+			}
+		})
 	}
 }

@@ -54,6 +54,9 @@ func (kp *KeyPair) TLSCertificate() tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key, Leaf: kp.Cert}
 }
 
+// MarshalPrivateKeyPEM is key as PKCS #8 PEM, as every key file here.
+func MarshalPrivateKeyPEM(key crypto.Signer) ([]byte, error) { return marshalPrivateKey(key) }
+
 func marshalPrivateKey(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -37,7 +37,7 @@ var Verbs = []string{"list", "read", "create", "update", "delete"}
 
 // RuleResources are what a rule's resources name ("*": all of them).
 var RuleResources = []string{"user", "token", "role", "authgateway", "authpreference", "tlskeypair",
-	"auth_connector", "cluster", "operation", "event"}
+	"auth_connector", "cluster", "operation", "event", "node", "session"}
 
 // ValidUserName says why name cannot name a user, or nil.
 func ValidUserName(name string) error {
