@@ -22,7 +22,8 @@ import (
 func runtimeCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "runtime", Short: "Run the node's Kubernetes runtime (what Planet was)"}
 	cmd.AddCommand(runtimeStartCommand(stdout, stderr), runtimeStopCommand(stdout), runtimeRestartCommand(stdout), runtimeStatusCommand(stdout),
-		kubeletExecCommand(), podNetworkCommand(), registryGateCommand(), csrApproverCommand(), clusterServiceCommand(), apiLBCommand(), agentCommand())
+		kubeletExecCommand(), podNetworkCommand(), registryGateCommand(), csrApproverCommand(), clusterServiceCommand(), apiLBCommand(), agentCommand(),
+		accessProxyCommand(), sshNodeCommand())
 	return cmd
 }
 

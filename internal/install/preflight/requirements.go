@@ -76,7 +76,7 @@ type Requirements struct {
 // kube-proxy, the controller manager, the scheduler, the pod network
 // agent, the CSR approver and the node agent's health (a test in install
 // checks this against the runtime's components).
-var DefaultPorts = []int{2379, 2380, 3009, 3012, 5000, 32009, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263, 10264, 10265}
+var DefaultPorts = []int{2379, 2380, 3009, 3012, 3022, 3023, 3026, 5000, 32009, 6443, 10248, 10249, 10250, 10256, 10257, 10259, 10263, 10264, 10265, 10266, 10267}
 
 // Defaults returns the runtime's built-in requirements for stateDir.
 func Defaults(stateDir string) Requirements {

@@ -157,10 +157,10 @@ func TestRunWorker(t *testing.T) {
 	if d := <-shared; d != n.Paths().KubeletRoot {
 		t.Errorf("shared mount %s, want kubelet's root %s", d, n.Paths().KubeletRoot)
 	}
-	if len(st.Processes) != 6 {
+	if len(st.Processes) != 7 {
 		t.Fatalf("status %+v", st)
 	}
-	for i, want := range []string{APILB, Containerd, Kubelet, KubeProxy, PodNetwork, Agent} {
+	for i, want := range []string{APILB, Containerd, Kubelet, KubeProxy, PodNetwork, Agent, SSH} {
 		p := st.Processes[i]
 		if p.Name != want || p.State != "ready" || p.PID == 0 {
 			t.Errorf("process %d: %+v, want %s ready", i, p, want)

@@ -38,9 +38,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "kubelet-exec:", err)
 		os.Exit(1)
 	}
-	// As the gravity binary, it plays the pod network agent and the node
-	// agent: healthy at once (the node agent has its own tests).
-	if len(os.Args) > 2 && os.Args[1] == "runtime" && (os.Args[2] == PodNetworkCommand || os.Args[2] == AgentCommand) {
+	// As the gravity binary, it plays the pod network agent, the node
+	// agent, the SSH service and the access proxy: healthy at once (the node agent has its own tests).
+	if len(os.Args) > 2 && os.Args[1] == "runtime" && (os.Args[2] == PodNetworkCommand || os.Args[2] == AgentCommand ||
+		os.Args[2] == SSHCommand || os.Args[2] == AccessProxyCommand) {
 		os.Exit(fakeHealthy(os.Args[3:]))
 	}
 	// ... and the worker's API load balancer, the real one.

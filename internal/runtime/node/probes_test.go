@@ -36,6 +36,8 @@ func TestProbes(t *testing.T) {
 		CSRApprover:       {URL: "http://127.0.0.1:10264/healthz"},
 		ClusterService:    with(files(pki.ClusterCAName, pki.RegistryClient), "https://192.0.2.10:3009/healthz"),
 		Agent:             {URL: "http://127.0.0.1:10265/healthz"},
+		AccessProxy:       {URL: "http://127.0.0.1:10266/healthz"},
+		SSH:               {URL: "http://127.0.0.1:10267/healthz"},
 	}
 	got, err := Probes(m)
 	if err != nil {
@@ -53,7 +55,7 @@ func TestProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(w) != 6 || w[Kubelet] != want[Kubelet] || w[APILB] != (Probe{URL: "tcp://127.0.0.1:6443"}) {
+	if len(w) != 7 || w[Kubelet] != want[Kubelet] || w[APILB] != (Probe{URL: "tcp://127.0.0.1:6443"}) {
 		t.Errorf("worker probes %+v", w)
 	}
 }

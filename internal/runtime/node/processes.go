@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opengravity/gravity/internal/access"
 	"github.com/opengravity/gravity/internal/nodeagent"
 	"github.com/opengravity/gravity/internal/pki"
 	"github.com/opengravity/gravity/internal/runtime/config"
@@ -33,6 +34,8 @@ const (
 	ClusterService    = "cluster-service"
 	APILB             = "api-lb"
 	Agent             = "agent"
+	AccessProxy       = "access-proxy"
+	SSH               = "ssh"
 )
 
 // PodNetworkCommand is the hidden `gravity runtime` subcommand that runs
@@ -48,6 +51,8 @@ const (
 	PodNetworkHealthzPort = 10263
 	CSRApproverHealthPort = 10264
 	AgentHealthPort       = 10265
+	AccessProxyHealthPort = 10266
+	SSHHealthPort         = 10267
 	// ClusterServicePort is the cluster service's API (Gravity's
 	// gravity-site port).
 	ClusterServicePort = 3009
@@ -138,6 +143,11 @@ var components = []component{
 	// Runs the phases of operations that masters drive (internal/nodeagent);
 	// nothing on the node waits on it.
 	{Agent, everyNode, gravityBinary, agentArgs, httpProbe(AgentHealthPort), []int{nodeagent.Port, AgentHealthPort}},
+	// The SSH and Kubernetes proxies of `tsh` (internal/accessproxy), and
+	// the SSH service they reach every node by (internal/sshnode), which
+	// listens once a master has signed its host certificate.
+	{AccessProxy, mastersOnly, gravityBinary, accessProxyArgs, httpProbe(AccessProxyHealthPort), []int{access.ProxySSHPort, access.KubePort, AccessProxyHealthPort}},
+	{SSH, everyNode, gravityBinary, sshArgs, httpProbe(SSHHealthPort), []int{access.NodeSSHPort, SSHHealthPort}},
 }
 
 // Processes is what node n runs, in start order. The probes' TLS
@@ -321,6 +331,22 @@ func agentArgs(n config.Node) ([]string, error) {
 		"--cert", p.Cert(pki.Agent), "--key", p.Key(pki.Agent), "--ca", p.Cert(pki.ClusterCAName),
 		"--kubeconfig", p.Kubeconfig(config.KubeconfigKubelet), "--node", n.Name, "--state-dir", n.StateDir,
 		"--run-dir", n.RunDir, "--health-addr", hostPort(loopback, AgentHealthPort)}, nil
+}
+
+// AccessProxyCommand and SSHCommand are the hidden `gravity runtime`
+// subcommands of the access proxy and the node's SSH service.
+const (
+	AccessProxyCommand = "access-proxy"
+	SSHCommand         = "ssh"
+)
+
+func accessProxyArgs(n config.Node) ([]string, error) {
+	return []string{"runtime", AccessProxyCommand, "--node-config", n.Paths().NodeConfig,
+		"--health-addr", hostPort(loopback, AccessProxyHealthPort)}, nil
+}
+
+func sshArgs(n config.Node) ([]string, error) {
+	return []string{"runtime", SSHCommand, "--node-config", n.Paths().NodeConfig, "--health-addr", hostPort(loopback, SSHHealthPort)}, nil
 }
 
 // APILBCommand is the hidden `gravity runtime` subcommand of a worker's

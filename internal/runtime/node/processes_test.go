@@ -70,6 +70,10 @@ func TestProcesses(t *testing.T) {
 				"--health-addr", "127.0.0.1:10263", "--node-config", n.Paths().NodeConfig}, []int{10263}},
 		}
 	}
+	ssh := func(n config.Node) proc {
+		return proc{"ssh", self, []string{"runtime", "ssh", "--node-config", n.Paths().NodeConfig, "--health-addr", "127.0.0.1:10267"},
+			[]int{3022, 10267}}
+	}
 	agent := func(n config.Node) proc {
 		p := n.Paths()
 		return proc{"agent", self, []string{"runtime", "agent", "--addr", n.IP.String() + ":3012",
@@ -90,10 +94,11 @@ func TestProcesses(t *testing.T) {
 		}, node(master), []proc{{"registry", "registry", must(config.RegistryArgs(master)), nil},
 			{"registry-gate", self, must(config.RegistryGateArgs(master)), []int{5000}},
 			{"csr-approver", self, must(csrApproverArgs(master)), []int{10264}},
-			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009, 32009}}, agent(master)})},
+			{"cluster-service", self, must(clusterServiceArgs(master)), []int{3009, 32009}}, agent(master),
+			{"access-proxy", self, must(accessProxyArgs(master)), []int{3023, 3026, 10266}}, ssh(master)})},
 		{"worker", worker, slices.Concat([]proc{{"api-lb", self, []string{"runtime", "api-lb", "--listen", "127.0.0.1:6443",
 			"--kubeconfig", worker.Paths().Kubeconfig("kube-proxy"), "--backend", "192.0.2.10:6443", "--backend", "192.0.2.11:6443"}, []int{6443}}},
-			node(worker), []proc{agent(worker)})},
+			node(worker), []proc{agent(worker), ssh(worker)})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
