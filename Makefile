@@ -24,12 +24,13 @@ STATE_DIR ?= $(HOME)/.gravity
 # when make starts, so base is made by a second make once it exists).
 all: binaries runtime
 	@$(MAKE) --no-print-directory base
+	@ln -sfn runtime/bin/kube $(BUILD)/kubectl
 
-binaries: $(TELE) $(BUILD)/gravity
+binaries: $(TELE) $(BUILD)/gravity $(BUILD)/tsh
 
 # go's own cache decides what to rebuild; the binary is replaced only when it
 # changed, so targets depending on it (the base image) stay up to date cheaply.
-$(BUILD)/tele $(BUILD)/gravity $(BUILD)/pause $(BUILD)/helm: $(BUILD)/%: FORCE
+$(BUILD)/tele $(BUILD)/gravity $(BUILD)/tsh $(BUILD)/pause $(BUILD)/helm: $(BUILD)/%: FORCE
 	@mkdir -p $(BUILD)
 	$(GOBUILD) -o $@.new ./cmd/$*
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
@@ -49,9 +50,9 @@ base: $(BASE)
 # The base image carries the runtime once `make runtime` has built it (about
 # half an hour cold); until then, only the gravity binary.
 RUNTIME_BIN := $(wildcard $(BUILD)/runtime/bin/kube)
-$(BASE): $(BUILD)/gravity versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube)
+$(BASE): $(BUILD)/gravity $(BUILD)/tsh versions.mk $(if $(RUNTIME_BIN),$(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube)
 	@mkdir -p $(dir $@)
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/gravity -version $(GRAVITY_VERSION) \
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/gravity -tsh $(BUILD)/tsh -version $(GRAVITY_VERSION) \
 		-kubernetes $(KUBERNETES_VERSION) -o $@ \
 		$(if $(RUNTIME_BIN),-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -helm-compat $(BUILD)/helm -coredns-version $(COREDNS_VERSION:v%=%))
 
@@ -69,8 +70,8 @@ $(BUILD)/next/gravity: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(subst Version=$(GRAVITY_VERSION),Version=$(NEXT_VERSION),$(LDFLAGS))' -o $@.new ./cmd/gravity
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-$(NEXT_BASE): $(BUILD)/next/gravity versions.mk $(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/next/gravity -version $(NEXT_VERSION) \
+$(NEXT_BASE): $(BUILD)/next/gravity $(BUILD)/tsh versions.mk $(BUILD)/pause $(BUILD)/helm $(BUILD)/runtime/bin/kube
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/mkbase -gravity $(BUILD)/next/gravity -tsh $(BUILD)/tsh -version $(NEXT_VERSION) \
 		-kubernetes $(KUBERNETES_VERSION) -o $@ \
 		-runtime $(BUILD)/runtime/bin -pause $(BUILD)/pause -helm-compat $(BUILD)/helm -coredns-version $(COREDNS_VERSION:v%=%)
 

@@ -1,0 +1,44 @@
+package tsh
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/opengravity/gravity/internal/clusterapi"
+)
+
+func TestMatch(t *testing.T) {
+	nodes := []clusterapi.NodeInfo{
+		{Name: "10.0.0.2", Hostname: "node-2", Address: "10.0.0.2", Labels: map[string]string{"role": "node", "hostname": "node-2"}},
+		{Name: "10.0.0.1", Hostname: "node-1", Address: "10.0.0.1", Labels: map[string]string{"role": "node", "hostname": "node-1", "master": "true"}},
+		{Name: "10.0.0.3", Hostname: "db-1", Address: "10.0.0.3", Labels: map[string]string{"role": "db", "hostname": "db-1"}},
+	}
+	for _, tc := range []struct {
+		target string
+		want   string // names, or the error
+	}{
+		{"role=node", "10.0.0.1 10.0.0.2"},
+		{"role=node,master=true", "10.0.0.1"},
+		{"role=node, hostname=node-2", "10.0.0.2"},
+		{"node-2", "10.0.0.2"},
+		{"10.0.0.3", "10.0.0.3"},
+		{"role=web", `no node matches "role=web"`},
+		{"node-9", `no node matches "node-9"`},
+		{"=node", "want label=value"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			got, err := Match(nodes, tc.target)
+			var names []string
+			for _, n := range got {
+				names = append(names, n.Name)
+			}
+			s := strings.Join(names, " ")
+			if err != nil {
+				s = err.Error()
+			}
+			if !strings.Contains(s, tc.want) {
+				t.Errorf("Match(%q) = %q, want %q", tc.target, s, tc.want)
+			}
+		})
+	}
+}
