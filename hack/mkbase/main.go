@@ -17,6 +17,7 @@ func main() {
 	flag.StringVar(&o.Version, "version", "", "base image version (semver)")
 	flag.StringVar(&o.Kubernetes, "kubernetes", "", "Kubernetes version the runtime carries")
 	flag.StringVar(&o.Gravity, "gravity", "build/gravity", "gravity binary to embed")
+	flag.StringVar(&o.Tsh, "tsh", "", "tsh binary to embed (every cluster image built on this base carries it)")
 	flag.StringVar(&o.Output, "o", "", "output file")
 	var rt baseimage.Runtime
 	flag.StringVar(&rt.BinDir, "runtime", "", "runtime binaries (build/runtime/bin); without it the base image carries only gravity")

@@ -168,6 +168,15 @@ func (f *Finder) GravityBinary(_ context.Context, img Image) (string, error) {
 	return p, nil
 }
 
+// TshBinary is the tsh of an imported base image; "" when it has none.
+func (f *Finder) TshBinary(img Image) string {
+	p := filepath.Join(f.importedDir(img.Name, img.Version), clusterimage.TshBinary)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
 const metaFile = clusterimage.ManifestFile
 
 func readMeta(path string) (clusterimage.Meta, error) {

@@ -15,6 +15,7 @@ type BuildOptions struct {
 	Name, Version string
 	Kubernetes    string // the Kubernetes release the runtime carries
 	Gravity       string // the gravity binary
+	Tsh           string // the tsh binary, passed on to every cluster image
 	Output        string
 	// Runtime, when set, adds the runtime package and the system images;
 	// without it the base image carries only the gravity binary.
@@ -53,6 +54,7 @@ metadata:
 		CreatedBy:     "gravity " + o.Version,
 		AppManifest:   []byte(manifest),
 		GravityBinary: o.Gravity,
+		TshBinary:     o.Tsh,
 		Entries:       entries,
 		Source:        s,
 	}

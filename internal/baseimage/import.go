@@ -2,7 +2,9 @@ package baseimage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -38,8 +40,12 @@ func (f *Finder) Import(ctx context.Context, img Image) (Image, error) {
 	if err := os.Mkdir(keep, 0o755); err != nil {
 		return img, err
 	}
-	for _, name := range []string{clusterimage.ManifestFile, clusterimage.AppManifestFile, clusterimage.GravityBinary} {
-		if err := os.Rename(filepath.Join(unpacked, name), filepath.Join(keep, name)); err != nil {
+	for _, name := range []string{clusterimage.ManifestFile, clusterimage.AppManifestFile, clusterimage.GravityBinary, clusterimage.TshBinary} {
+		err := os.Rename(filepath.Join(unpacked, name), filepath.Join(keep, name))
+		if name == clusterimage.TshBinary && errors.Is(err, fs.ErrNotExist) {
+			continue // a base image from before tsh
+		}
+		if err != nil {
 			return img, fmt.Errorf("base image %s: %w", img.File, err)
 		}
 	}

@@ -52,7 +52,7 @@ func fetchBase(ctx context.Context, st *buildState) error {
 	if err != nil {
 		return err
 	}
-	st.gravity = bin
+	st.gravity, st.tsh = bin, st.bases.TshBinary(st.base)
 	entries, err := st.bases.Entries(st.base)
 	if err != nil {
 		return err

@@ -84,6 +84,7 @@ type buildState struct {
 	rewrites map[string][]byte // app-relative path → rewritten file content
 	appEntry store.Entry
 	gravity  string // path of the gravity binary to embed
+	tsh      string // path of the tsh binary to embed; "" when the base image has none
 	delta    *clusterimage.DeltaSpec
 	cleanup  []func()
 	mu       sync.Mutex // serialises output lines printed from vendoring goroutines

@@ -48,6 +48,7 @@ func save(ctx context.Context, st *buildState) error {
 		CreatedBy:     "tele " + version.Version,
 		AppManifest:   raw,
 		GravityBinary: st.gravity,
+		TshBinary:     st.tsh,
 		Entries:       st.entries,
 		Source:        st.store,
 		Delta:         st.delta,

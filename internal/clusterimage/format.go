@@ -28,7 +28,10 @@ const (
 	UpgradeScript   = "upgrade"
 	UploadScript    = "upload"
 	GravityBinary   = "gravity"
-	PackagesDir     = "packages"
+	// TshBinary is the client of the cluster's proxies for the build box
+	// (`./tsh login`); images made before it existed lack it.
+	TshBinary   = "tsh"
+	PackagesDir = "packages"
 )
 
 // Paths inside the OCI image layout held under packages/.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,12 @@ var expectedFiles = []struct {
 	{UploadScript, modeExec},
 	{GravityBinary, modeExec},
 }
+
+// optionalFile may follow them: images made before tsh existed lack it.
+var optionalFile = struct {
+	name string
+	mode int64
+}{TshBinary, modeExec}
 
 // Open reads a cluster image's manifest.json, which must be its first
 // entry, checks the format version and that the file is as long as the
@@ -165,11 +172,15 @@ func (m *Meta) validate() error {
 	if m.ArchiveSize < tarEnd {
 		return fmt.Errorf("archiveSize %d is less than an empty tar's", m.ArchiveSize)
 	}
-	if len(m.Files) != len(expectedFiles) {
+	expected := expectedFiles
+	if len(m.Files) == len(expectedFiles)+1 {
+		expected = append(slices.Clone(expectedFiles), optionalFile)
+	}
+	if len(m.Files) != len(expected) {
 		return fmt.Errorf("lists %d files, want %d", len(m.Files), len(expectedFiles))
 	}
 	for i, f := range m.Files {
-		want := expectedFiles[i]
+		want := expected[i]
 		if f.Name != want.name || f.Mode != want.mode {
 			return fmt.Errorf("file %d is %q mode %#o, want %q mode %#o", i, f.Name, f.Mode, want.name, want.mode)
 		}

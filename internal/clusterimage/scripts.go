@@ -56,6 +56,7 @@ Contents:
     manifest.json  metadata of this image (name, version, packages, images)
     app.yaml       the application manifest as written
     gravity        the node binary
+    tsh            the build box's client: tsh login, tsh ls, tsh ssh, kubectl
     install        runs "./gravity install" with the given arguments
     upgrade        on a master of a running cluster: ./upload, then
                    "./gravity upgrade" with the given arguments

@@ -33,8 +33,11 @@ type Spec struct {
 	Kubernetes    string // the Kubernetes release a base image carries
 	AppManifest   []byte // app.yaml as written
 	GravityBinary string // path of the gravity executable to embed
-	Entries       []Entry
-	Source        BlobSource
+	// TshBinary, when set, is embedded too (base images from before tsh
+	// have none to pass on).
+	TshBinary string
+	Entries   []Entry
+	Source    BlobSource
 	// Delta, when set, writes an upgrade image without the blobs its base
 	// image has.
 	Delta *DeltaSpec
@@ -417,12 +420,16 @@ func topFiles(spec Spec) ([]topFile, error) {
 		mem(UpgradeScript, modeExec, []byte(upgradeScript)),
 		mem(UploadScript, modeExec, []byte(uploadScript)),
 	}
-	size, digest, err := hashFile(spec.GravityBinary)
-	if err != nil {
-		return nil, err
+	for _, bin := range []struct{ name, path string }{{GravityBinary, spec.GravityBinary}, {TshBinary, spec.TshBinary}} {
+		if bin.path == "" {
+			continue
+		}
+		size, digest, err := hashFile(bin.path)
+		if err != nil {
+			return nil, fmt.Errorf("%s binary: %w", bin.name, err)
+		}
+		files = append(files, topFile{File: File{Name: bin.name, Size: size, Digest: digest, Mode: modeExec}, path: bin.path})
 	}
-	files = append(files, topFile{File: File{Name: GravityBinary, Size: size, Digest: digest, Mode: modeExec},
-		path: spec.GravityBinary})
 	return files, nil
 }
 

@@ -516,3 +516,27 @@ func TestProgress(t *testing.T) {
 		t.Fatalf("progress ended at %d/%d", last, lastTotal)
 	}
 }
+
+// An image carries tsh when its spec gives one, after gravity; one
+// without it (made before tsh) still reads.
+func TestTshBinary(t *testing.T) {
+	f := newFixture(t, 2048)
+	tsh := filepath.Join(t.TempDir(), "tsh")
+	must(t, os.WriteFile(tsh, []byte("#!/bin/sh\necho tsh\n"), 0o755))
+	spec := f.spec()
+	spec.TshBinary = tsh
+	path := filepath.Join(t.TempDir(), "with-tsh.tar")
+	must(t, Write(context.Background(), path, spec, WriteOptions{}))
+	must(t, Verify(context.Background(), path))
+	img, err := Open(path)
+	must(t, err)
+	if n := len(img.Meta.Files); n != len(expectedFiles)+1 || img.Meta.Files[n-1].Name != TshBinary {
+		t.Errorf("files = %+v", img.Meta.Files)
+	}
+	dir := filepath.Join(t.TempDir(), "unpacked")
+	must(t, Unpack(context.Background(), path, dir))
+	if fi, err := os.Stat(filepath.Join(dir, TshBinary)); err != nil || fi.Mode() != 0o755 {
+		t.Errorf("unpacked tsh: %v %v", fi, err)
+	}
+	must(t, Verify(context.Background(), f.write(t)))
+}
