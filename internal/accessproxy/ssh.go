@@ -41,7 +41,17 @@ func (p *Proxy) sshServerConfig() (*ssh.ServerConfig, error) {
 			if _, ok := cert.Extensions[access.ExtProxied]; ok {
 				return nil, errors.New("a proxy's certificate does not log in to the proxy")
 			}
-			if _, err := checker.Authenticate(conn, key); err != nil {
+			// The CA and the validity are checked here; the login (and
+			// the user, the node) when a session is asked for, so that a
+			// refusal can say why.
+			principal := conn.User()
+			if len(cert.ValidPrincipals) > 0 && !slices.Contains(cert.ValidPrincipals, principal) {
+				principal = cert.ValidPrincipals[0]
+			}
+			if !checker.IsUserAuthority(cert.SignatureKey) {
+				return nil, errors.New("the certificate is not of the cluster's users CA")
+			}
+			if err := checker.CheckCert(principal, cert); err != nil {
 				p.cfg.Log.Warn("SSH proxy: certificate refused", "user", cert.KeyId, "login", conn.User(), "error", err.Error())
 				return nil, err
 			}
