@@ -119,7 +119,7 @@ func commandName(dir, comm string) string {
 // BenchmarkInstall installs the walkthrough's v1 image on a fresh test
 // host and reports the time from `./gravity install` to "Installation
 // succeeded", and each phase's; then the cluster API of the installed
-// node under load (benchAPI), and the web control panel's first load and
+// node under load (benchAPI), tsh (benchTsh), and the web control panel's first load and
 // login (checkWebPanel). Run by `make bench`.
 func BenchmarkInstall(b *testing.B) {
 	for i := 0; i < b.N; i++ {
@@ -134,6 +134,7 @@ func BenchmarkInstall(b *testing.B) {
 			b.Logf("%-30s %6.2f s", ph.ID, ph.Finished.Sub(ph.Started).Seconds())
 		}
 		benchAPI(b, ih)
+		benchTsh(b, ih)
 		wp := checkWebPanel(b, ih)
 		b.ReportMetric(float64(wp.FirstLoadBytes)/1024, "KiB-panel-first-load")
 		b.ReportMetric(wp.ToDashboard.Seconds(), "s-login-to-dashboard")

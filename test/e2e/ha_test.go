@@ -94,6 +94,12 @@ func testMasterDown(t *testing.T, c *haCluster) {
 	h6 := c.host(t, "h6")
 	joinArgs := []string{"join", h1, "--token=" + c.token}
 	h6.killDuring("/pull/"+h6.h.IP.String(), "/root/gravity", joinArgs...)
+	// A build box logged in through h1 keeps reaching nodes through
+	// another master's proxy once h1 is down.
+	c.put(writeTemp(t, "kind: user\nversion: v2\nmetadata: {name: ops}\nspec: {type: admin, roles: [\"@teleadmin\"], password: ops-password-123}\n"), "/root/ops.yaml")
+	c.mustRun("gravity", "resource", "create", "/root/ops.yaml")
+	box := newBuildBox(t)
+	box.mustRun("ops-password-123\n", "tsh", "--insecure", "login", "--proxy="+h1+":32009", "--user=ops")
 	_, _ = c.run("kill", "-9", "-1")
 	down := time.Now()
 	took := waitUntil(t, "kubectl get nodes on h2", 30*time.Second, func() bool {
@@ -113,6 +119,12 @@ func testMasterDown(t *testing.T, c *haCluster) {
 	if out := h2.mustRun("curl", "-sSf", "--cacert", "/var/lib/gravity/secrets/ca.crt", "-H", "Authorization: Bearer qwe123",
 		"https://"+h2.h.IP.String()+":3009/v1/whoami"); !strings.Contains(out, `"user":"agent@example.com"`) {
 		t.Errorf("the API token on h2, h1 down: %s", out)
+	}
+	if ls := box.mustRun("", "tsh", "ls"); !strings.Contains(ls, h4.h.IP.String()+":3022") {
+		t.Errorf("tsh ls with h1 down:\n%s", ls)
+	}
+	if out := box.mustRun("", "tsh", "ssh", "root@"+h4.h.IP.String(), "hostname"); strings.TrimSpace(out) == "" {
+		t.Errorf("tsh ssh to h4 through h2's proxy printed nothing")
 	}
 	status := h2.mustRun("gravity", "status")
 	if line := grepLine(status[strings.Index(status, "/ "+h1+" /"):], "Status:"); !strings.Contains(line, "degraded") {

@@ -394,6 +394,7 @@ func testInstalled(t *testing.T, ih *installHost, image string) {
 	checkRegistryAccess(t, ih)
 	checkCertsRenew(t, ih)
 	checkUsers(t, ih)
+	checkTsh(t, ih)
 	checkWebPanel(t, ih)
 	// System images run pinned by digest: the sandbox image and CoreDNS.
 	if cfg := ih.mustRun("cat", "/var/lib/gravity/config/containerd.toml"); !strings.Contains(cfg, "gravitational/pause:0.1.0@sha256:") {
