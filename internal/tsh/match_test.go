@@ -42,3 +42,18 @@ func TestMatch(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMatch: any target is matched or refused, never a panic, and what
+// matches is among the nodes.
+func FuzzMatch(f *testing.F) {
+	for _, s := range []string{"role=node", "a=b,c=d", "node-1", "=", ",,,", "a==b", "role=node,=x"} {
+		f.Add(s)
+	}
+	nodes := []clusterapi.NodeInfo{{Name: "n1", Address: "10.0.0.1", Labels: map[string]string{"role": "node", "": "x"}}}
+	f.Fuzz(func(t *testing.T, target string) {
+		got, err := Match(nodes, target)
+		if err == nil && (len(got) != 1 || got[0].Name != "n1") {
+			t.Errorf("Match(%q) = %+v", target, got)
+		}
+	})
+}
