@@ -62,7 +62,8 @@ const egressTag = "gravity-e2e-web-egress"
 // checkWebPanel drives the web control panel of ih's installed cluster
 // with Chromium, as a user would: sign up through an invitation link, the
 // dashboard, logout, login through the form, an invitation from the users
-// page, the nodes, operations, audit and certificate pages, logout. The
+// page, the nodes, operations, audit and certificate pages, logout; then a
+// user whose role sees less, and the end of their session. The
 // browser runs on a host of its own on the cluster's network, trusting
 // only the cluster's own certificate (pinned by its key), and whatever it
 // sends anywhere but the cluster's hosts is counted and fails the test.
