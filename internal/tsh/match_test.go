@@ -57,3 +57,24 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+func TestRemotePath(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		remote bool
+	}{
+		{"root@node-1:/etc/hosts", true},
+		{"node-1:relative", true},
+		{"./a:b", false},
+		{"/tmp/x", false},
+		{":nohost", false},
+		{"local", false},
+	} {
+		if _, ok := remotePath(tc.in); ok != tc.remote {
+			t.Errorf("remotePath(%q) = %v", tc.in, ok)
+		}
+	}
+	if got := shellQuote(`it's "x"`); got != `'it'\''s "x"'` {
+		t.Errorf("shellQuote = %s", got)
+	}
+}

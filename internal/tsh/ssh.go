@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -316,3 +317,77 @@ func (p *Profile) Play(ctx context.Context, id string, w io.Writer, maxPause tim
 	}
 	return nil
 }
+
+// Copy copies one file between here and one node, through the proxy as
+// `tsh ssh` does: src or dst is [login@]node:path, the other a local path.
+// The node's side runs cat with the path quoted for its shell, so the
+// file's mode is not carried over (new files get the login's umask).
+func (p *Profile) Copy(ctx context.Context, login, src, dst string, warn func(string, ...any)) error {
+	remote, upload := dst, true
+	if r, ok := remotePath(src); ok {
+		remote, upload = r, false
+		if _, ok := remotePath(dst); ok {
+			return errors.New("tsh scp copies between here and a node, not between nodes")
+		}
+	} else if _, ok := remotePath(dst); !ok {
+		return errors.New("tsh scp: one side must be [login@]node:path")
+	}
+	target, path, _ := strings.Cut(remote, ":")
+	if l, t, ok := strings.Cut(target, "@"); ok {
+		login, target = l, t
+	}
+	if path == "" {
+		return errors.New("tsh scp: the node's path is empty")
+	}
+	o := SSHOptions{Login: login, Target: target, Stderr: os.Stderr, Warn: warn}
+	if upload {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.Stdin, o.Stdout, o.Command = f, io.Discard, []string{"cat > " + shellQuote(path)}
+		return p.copyOne(ctx, o)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tsh-scp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	o.Stdout, o.Command = f, []string{"cat " + shellQuote(path)}
+	err = p.copyOne(ctx, o)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+// copyOne runs a copy on exactly one node.
+func (p *Profile) copyOne(ctx context.Context, o SSHOptions) error {
+	nodes, err := p.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	matches, err := Match(nodes, o.Target)
+	if err != nil {
+		return err
+	}
+	if len(matches) != 1 {
+		return fmt.Errorf("%d nodes match %q: tsh scp copies to or from one node", len(matches), o.Target)
+	}
+	return p.SSH(ctx, o)
+}
+
+func remotePath(s string) (string, bool) {
+	i := strings.Index(s, ":")
+	// A local path may hold a colon after a slash (./a:b).
+	if i <= 0 || strings.Contains(s[:i], "/") {
+		return "", false
+	}
+	return s, true
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

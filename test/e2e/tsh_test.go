@@ -131,6 +131,17 @@ func checkTsh(t *testing.T, ih *installHost) {
 	if play := admin.mustRun("", "tsh", "play", m[1]); !strings.Contains(play, "recorded-42") {
 		t.Errorf("tsh play %s:\n%q", m[1], play)
 	}
+	// A file there and back.
+	local := writeTemp(t, "copied through the proxy\n")
+	admin.mustRun("", "tsh", "scp", local, "root@"+ip+":/root/scp'd file")
+	if got := ih.mustRun("cat", "/root/scp'd file"); got != "copied through the proxy\n" {
+		t.Errorf("tsh scp up: %q", got)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	admin.mustRun("", "tsh", "scp", "root@"+ip+":/root/scp'd file", back)
+	if got, _ := os.ReadFile(back); string(got) != "copied through the proxy\n" {
+		t.Errorf("tsh scp down: %q", got)
+	}
 	audit := ih.mustRun("gravity", "audit")
 	for _, ev := range []string{"cert.create", "exec", "session.end", "session.rejected"} {
 		if !strings.Contains(audit, ev) {

@@ -65,6 +65,6 @@ func NewCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.BoolVar(&g.insecure, "insecure", false, "do not verify the proxy's certificate (the first login to a cluster whose CA this machine does not know)")
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "the kubeconfig login writes its context into (default: $KUBECONFIG or ~/.kube/config)")
 	root.AddCommand(output.VersionCommand(stdout), loginCommand(g, stdin, stdout, stderr), logoutCommand(g, stdout), statusCommand(g, stdout),
-		lsCommand(g, stdout), sshCommand(g, stdin, stdout, stderr), playCommand(g, stdout), recordingsCommand(g, stdout))
+		lsCommand(g, stdout), sshCommand(g, stdin, stdout, stderr), scpCommand(g, stderr), playCommand(g, stdout), recordingsCommand(g, stdout))
 	return root
 }
