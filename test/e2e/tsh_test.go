@@ -204,11 +204,11 @@ spec:
 // SSH service after them.
 func benchTsh(b *testing.B, ih *installHost) {
 	ip := ih.h.IP.String()
-	ih.put(writeTemp(b, "kind: user\nversion: v2\nmetadata: {name: bench}\nspec: {type: admin, roles: [\"@teleadmin\"], password: bench-password-12}\n"), "/root/bench.yaml")
+	ih.put(writeTemp(b, "kind: user\nversion: v2\nmetadata: {name: tshbench}\nspec: {type: admin, roles: [\"@teleadmin\"], password: bench-password-12}\n"), "/root/bench.yaml")
 	ih.mustRun("gravity", "resource", "create", "/root/bench.yaml")
 	box := newBuildBox(b)
 	start := time.Now()
-	box.mustRun("bench-password-12\n", "tsh", "--insecure", "login", "--proxy="+ip+":32009", "--user=bench")
+	box.mustRun("bench-password-12\n", "tsh", "--insecure", "login", "--proxy="+ip+":32009", "--user=tshbench")
 	b.ReportMetric(time.Since(start).Seconds(), "s-tsh-login")
 	var trips []time.Duration
 	for range 10 {
