@@ -34,6 +34,8 @@ type session struct {
 	mu    sync.Mutex
 	tty   *os.File
 	cmd   *exec.Cmd
+	// done: cmd was waited for.
+	done bool
 }
 
 type ptyRequest struct {
@@ -49,6 +51,9 @@ func newSession(ctx context.Context, log *slog.Logger, login string, ch ssh.Chan
 
 func (s *session) serve(reqs <-chan *ssh.Request) {
 	defer s.ch.Close()
+	// The channel closed: a command or shell still running has lost its
+	// client (as sshd, a hangup); one that ended is not signalled again.
+	defer s.hangup()
 	for r := range reqs {
 		ok := true
 		switch r.Type {
@@ -124,6 +129,14 @@ func (s *session) signal(name string) {
 	}
 }
 
+func (s *session) hangup() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil && !s.done {
+		_ = s.cmd.Process.Signal(syscall.SIGHUP)
+	}
+}
+
 // run starts the login's shell, or command through it, and reports its
 // exit status.
 func (s *session) run(command string) {
@@ -182,6 +195,9 @@ func (s *session) start(command string) (int, error) {
 		}()
 	}
 	err = cmd.Wait()
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

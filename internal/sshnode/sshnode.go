@@ -196,6 +196,10 @@ func (s *Service) serve(ctx context.Context, conn *ssh.ServerConn, nc ssh.NewCha
 	if err != nil {
 		return
 	}
-	s.cfg.Log.Info("session", "user", conn.Permissions.Extensions["user"], "login", conn.User(), "remote", conn.RemoteAddr().String())
+	var user string
+	if conn.Permissions != nil {
+		user = conn.Permissions.Extensions["user"]
+	}
+	s.cfg.Log.Info("session", "user", user, "login", conn.User(), "remote", conn.RemoteAddr().String())
 	newSession(ctx, s.cfg.Log, conn.User(), ch).serve(reqs)
 }
