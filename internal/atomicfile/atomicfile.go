@@ -31,6 +31,21 @@ func Write(path string, mode fs.FileMode, fill func(io.Writer) error) error {
 	return write(path, mode, fill, os.Rename)
 }
 
+// Symlink makes link point at target, replacing what link was: a reader
+// sees the old link or the new one, never none.
+func Symlink(target, link string) error {
+	tmp := link + ".gravity-new"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
 // CopyFile replaces dst with a copy of src, streamed (binaries are tens of
 // megabytes). Copying a file onto itself changes nothing.
 func CopyFile(src, dst string, mode fs.FileMode) error {

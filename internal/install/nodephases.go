@@ -227,7 +227,7 @@ func (s pullStep) Execute(ctx context.Context) error {
 		return err
 	}
 	for _, tool := range []string{"kubectl", "helm"} {
-		if err := symlinkAtomic(filepath.Join(bin, tool), filepath.Join(hostBinDir, tool)); err != nil {
+		if err := atomicfile.Symlink(filepath.Join(bin, tool), filepath.Join(hostBinDir, tool)); err != nil {
 			return err
 		}
 	}
@@ -287,15 +287,6 @@ func copyFileAtomic(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return atomicfile.CopyFile(src, dst, mode)
-}
-
-func symlinkAtomic(target, link string) error {
-	tmp := link + ".gravity-new"
-	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, link)
 }
 
 // runtimeStep starts the node's runtime as its own detached service (a

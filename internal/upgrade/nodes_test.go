@@ -207,9 +207,24 @@ func TestSystem(t *testing.T) {
 		return nil
 	})
 	s.gravity.dst = dst
+	// kubectl and helm on root's PATH follow the runtime; a foreign tool
+	// stays as it was.
+	s.toolsDir = t.TempDir()
+	os.Symlink(filepath.Join(config.VersionBinDir("0.1.0"), "kubectl"), filepath.Join(s.toolsDir, "kubectl"))
+	os.WriteFile(filepath.Join(s.toolsDir, "helm"), []byte("the host's own helm"), 0o755)
+	tools := func(want string) {
+		t.Helper()
+		if got, _ := os.Readlink(filepath.Join(s.toolsDir, "kubectl")); got != filepath.Join(config.VersionBinDir(want), "kubectl") {
+			t.Errorf("kubectl links to %s, want runtime %s", got, want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(s.toolsDir, "helm")); string(got) != "the host's own helm" {
+			t.Errorf("the host's helm was replaced")
+		}
+	}
 	if err := s.Execute(ctx); err != nil {
 		t.Fatal(err)
 	}
+	tools("0.1.1")
 	n, err := node.LoadNode(filepath.Join(stateDir, "config", "node.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +250,7 @@ func TestSystem(t *testing.T) {
 	if err := s.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	tools("0.1.0")
 	if got, _ := os.ReadFile(filepath.Join(stateDir, "config", "node.yaml")); !bytes.Equal(got, oldCfg) {
 		t.Errorf("config after rollback:\n%s", got)
 	}

@@ -87,6 +87,9 @@ type system struct {
 	gravity      binaries
 	to, from     runtimeTarget
 	pause        string
+	// toolsDir holds the links install put on root's PATH into the
+	// runtime's bin dir (kubectl, helm): they follow the switch.
+	toolsDir string
 	// restart restarts the runtime of the config at path, which is to
 	// run t; it may return before the runtime is back.
 	restart restarter
@@ -130,6 +133,9 @@ func (s system) Execute(ctx context.Context) error {
 	if err := atomicfile.WriteFile(s.configPath(), data, config.FileMode); err != nil {
 		return err
 	}
+	if err := relinkTools(s.toolsDir, s.to.binDir); err != nil {
+		return err
+	}
 	return s.restartFor(ctx, n, s.to)
 }
 
@@ -147,11 +153,39 @@ func (s system) Rollback(ctx context.Context) error {
 	if err := atomicfile.WriteFile(s.configPath(), backup, config.FileMode); err != nil {
 		return err
 	}
+	if err := relinkTools(s.toolsDir, s.from.binDir); err != nil {
+		return err
+	}
 	n, err := node.ParseNode(backup)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.backupPath(), err)
 	}
 	return s.restartFor(ctx, n, s.from)
+}
+
+// linkedTools are the runtime's tools install links onto root's PATH.
+var linkedTools = []string{"kubectl", "helm"}
+
+// relinkTools points the tools' links in dir into binDir. Only links into
+// a runtime version's bin dir are ours to change: a kubectl the host had
+// before (install kept it aside) or none at all is left alone.
+func relinkTools(dir, binDir string) error {
+	for _, tool := range linkedTools {
+		link := filepath.Join(dir, tool)
+		target, err := os.Readlink(link)
+		if err != nil {
+			continue
+		}
+		// <root>/<version>/bin/<tool>, under the same root as binDir.
+		if filepath.Base(target) != tool || filepath.Base(filepath.Dir(target)) != "bin" ||
+			filepath.Dir(filepath.Dir(filepath.Dir(target))) != filepath.Dir(filepath.Dir(binDir)) {
+			continue
+		}
+		if err := atomicfile.Symlink(filepath.Join(binDir, tool), link); err != nil {
+			return fmt.Errorf("pointing %s at the runtime %s: %w", link, binDir, err)
+		}
+	}
+	return nil
 }
 
 // restartFor restarts the runtime unless it runs t already.
@@ -200,7 +234,7 @@ func newSystem(stateDir, op string, data map[string]string, payload string, rest
 	return system{stateDir: stateDir, op: op, gravity: nodeBinaries(stateDir, op, payload, data[dataDigest]),
 		to:    runtimeTarget{config.VersionBinDir(data[dataRuntime]), data[dataVersion]},
 		from:  runtimeTarget{config.VersionBinDir(data[dataOldRuntime]), data[dataOldVersion]},
-		pause: data[dataPause], restart: restart}
+		pause: data[dataPause], toolsDir: filepath.Dir(hostGravity), restart: restart}
 }
 
 // driverSystem switches the driver's own node, then waits for its Node to

@@ -393,6 +393,10 @@ func testUpgradeNodes(t *testing.T, c *haCluster) {
 		if bin, ver, state := runtimeOf(h); bin != newBin || ver != next || state != "running" {
 			t.Errorf("%s: runtime %s, gravity %s, %s; want %s, %s, running", ip, bin, ver, state, newBin, next)
 		}
+		// root's kubectl is the new runtime's, not the one kept for a rollback.
+		if got := strings.TrimSpace(h.mustRun("readlink", "/usr/local/bin/kubectl")); got != filepath.Join(newBin, "kubectl") {
+			t.Errorf("%s: /usr/local/bin/kubectl -> %s, want %s", ip, got, filepath.Join(newBin, "kubectl"))
+		}
 		group := "/masters/"
 		if i >= 3 {
 			group = "/nodes/"
