@@ -170,6 +170,9 @@ func (s *session) start(command string) (int, error) {
 	s.mu.Unlock()
 	if s.pty != nil {
 		cmd.Env = append(cmd.Env, "TERM="+s.pty.Term)
+		// A session of its own whose controlling terminal is the pty:
+		// job control, ^C and hangups work as on a login.
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
 		tty, err := pty.StartWithAttrs(cmd, &pty.Winsize{Cols: uint16(s.pty.Columns), Rows: uint16(s.pty.Rows)}, cmd.SysProcAttr)
 		if err != nil {
 			return 0, fmt.Errorf("starting %s on a terminal: %w", acct.shell, err)

@@ -63,6 +63,8 @@ func TestSessions(t *testing.T) {
 		{"exit status", "exit 3", "", false, "", 3},
 		{"stdin", "tr a-z A-Z", "shout\n", false, "SHOUT\n", 0},
 		{"terminal", "tty >/dev/null && echo on-a-tty", "", true, "on-a-tty\r\n", 0},
+		// The terminal is the session's controlling one (job control).
+		{"controlling terminal", ": </dev/tty && echo ctty", "", true, "ctty\r\n", 0},
 		{"environment", `echo "$USER $PATH"`, "", false, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
