@@ -132,13 +132,8 @@ func (s *API) handleCerts(w http.ResponseWriter, r *http.Request, c *caller) {
 		return
 	}
 	var req CertsRequest
-	if err := decode(r, &req); err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
-	}
-	pub, err := access.ParseAuthorizedKey(req.PublicKey)
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	pub, ok := s.decodeKey(w, r, &req, &req.PublicKey)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -174,6 +169,21 @@ func (s *API) handleCerts(w http.ResponseWriter, r *http.Request, c *caller) {
 		TLSCertificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: x.Raw})),
 		ClusterCA:      string(s.cfg.CAs.Cluster.CertPEM()), HostCA: hostCA, Logins: logins,
 		Expires: time.Unix(int64(sshCert.ValidBefore), 0).UTC()}, nil)
+}
+
+// decodeKey reads a request body into req and parses the public key it
+// carries at key; a bad one is answered 400.
+func (s *API) decodeKey(w http.ResponseWriter, r *http.Request, req any, key *string) (ssh.PublicKey, bool) {
+	if err := decode(r, req); err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	pub, err := access.ParseAuthorizedKey(*key)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return pub, true
 }
 
 // authorities are the users and hosts CAs, made on first use.
@@ -228,13 +238,8 @@ func (s *API) handleHostCert(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	var req HostCertRequest
-	if err := decode(r, &req); err != nil {
-		s.fail(w, http.StatusBadRequest, err)
-		return
-	}
-	pub, err := access.ParseAuthorizedKey(req.PublicKey)
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	pub, ok := s.decodeKey(w, r, &req, &req.PublicKey)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
