@@ -76,7 +76,8 @@ func (p *Proxy) kubeHandler(next http.Handler) http.Handler {
 			status := http.StatusInternalServerError
 			if errors.Is(err, errRevoked) {
 				status = http.StatusUnauthorized
-				p.audit(name, host(remoteAddr(r)), "T3010W", "kube.request.denied", err.Error(), nil)
+				from, _, _ := net.SplitHostPort(r.RemoteAddr)
+				p.audit(name, from, "T3010W", "kube.request.denied", err.Error(), nil)
 			}
 			writeStatus(w, status, err.Error())
 			return
@@ -95,14 +96,6 @@ func (p *Proxy) kubeHandler(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func remoteAddr(r *http.Request) net.Addr {
-	a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
-	if err != nil {
-		return &net.TCPAddr{}
-	}
-	return a
 }
 
 // writeStatus answers as the API server does, so kubectl prints the

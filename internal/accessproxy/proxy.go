@@ -176,16 +176,12 @@ var errRevoked = errors.New("was issued to a user who no longer exists: log in a
 // checkUser reads user's record and roles: a certificate issued for
 // another record of the same name (uid) is refused.
 func (p *Proxy) checkUser(ctx context.Context, name, uid string) (*userAccess, error) {
-	got, err := cluster.UserUID(ctx, p.cfg.Clients, name)
+	u, got, err := cluster.GetUser(ctx, p.cfg.Clients, name)
 	if errors.Is(err, cluster.ErrNotFound) || (err == nil && got != uid) {
 		return nil, fmt.Errorf("the certificate of %s %w", name, errRevoked)
 	}
 	if err != nil {
 		return nil, err
-	}
-	u, err := cluster.GetResource(ctx, p.cfg.Clients, resources.KindUser, name)
-	if err != nil {
-		return nil, fmt.Errorf("the certificate of %s %w", name, errRevoked)
 	}
 	roles, err := cluster.RoleSpecs(ctx, p.cfg.Clients, u.Spec.(*resources.UserSpec).Roles)
 	if err != nil {

@@ -74,19 +74,17 @@ func Authority(ctx context.Context, c Clients, kind, clusterName string, now tim
 	return &pki.CA{KeyPair: *kp}, nil
 }
 
-// UserUID is the unique ID of user's record: a user removed and made again
-// under the same name has a new one, so certificates that carry the old
-// one are refused.
+// GetUser reads a user's record and its unique ID: a user removed and
+// made again under the same name has a new one, so certificates that
+// carry the old one are refused.
+func GetUser(ctx context.Context, c Clients, name string) (resources.Resource, string, error) {
+	return getResource(ctx, c, resources.KindUser, name)
+}
+
+// UserUID is the unique ID of user's record (GetUser).
 func UserUID(ctx context.Context, c Clients, user string) (string, error) {
-	gvr, _ := storage(resources.KindUser)
-	obj, err := c.Dynamic.Resource(gvr).Get(ctx, ObjectName(user), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("user %s: %w", user, ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading user %s: %w", user, err)
-	}
-	return string(obj.GetUID()), nil
+	_, uid, err := GetUser(ctx, c, user)
+	return uid, err
 }
 
 // ListNodes is every node of the cluster, as `gravity status` shows them

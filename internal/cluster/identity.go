@@ -154,37 +154,46 @@ func putSecret(ctx context.Context, c Clients, s *corev1.Secret, create bool) er
 
 // GetResource reads one resource (ErrNotFound when there is none).
 func GetResource(ctx context.Context, c Clients, kind, name string) (resources.Resource, error) {
+	r, _, err := getResource(ctx, c, kind, name)
+	return r, err
+}
+
+// getResource is GetResource with the unique ID of the record (a custom
+// resource's; "" for a Secret's).
+func getResource(ctx context.Context, c Clients, kind, name string) (resources.Resource, string, error) {
 	var r resources.Resource
+	var uid string
 	gvr, secret := storage(kind)
 	var data []byte
 	if secret {
 		s, err := c.Kube.Secrets(Namespace).Get(ctx, secretName(kind, name), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return r, fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
+			return r, "", fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
 		}
 		if err != nil {
-			return r, err
+			return r, "", err
 		}
 		data = s.Data[resourceKey]
 	} else {
 		obj, err := c.Dynamic.Resource(gvr).Get(ctx, ObjectName(name), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return r, fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
+			return r, "", fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
 		}
 		if err != nil {
-			return r, err
+			return r, "", err
 		}
+		uid = string(obj.GetUID())
 		if data, err = specJSON(obj); err != nil {
-			return r, err
+			return r, "", err
 		}
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("reading %s %q: %w", kind, name, err)
+		return r, "", fmt.Errorf("reading %s %q: %w", kind, name, err)
 	}
 	if r.Metadata.Name != name { // a hash or name collision, or a record edited by hand
-		return r, fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
+		return r, "", fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
 	}
-	return r, nil
+	return r, uid, nil
 }
 
 func specJSON(obj *unstructured.Unstructured) ([]byte, error) {

@@ -107,10 +107,22 @@ func explainDial(addr string, err error) error {
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
-		return fmt.Errorf("proxy %s does not answer: %v", addr, opErr.Err)
+		return &unreachableError{addr: addr, err: opErr.Err}
 	}
 	return fmt.Errorf("proxy %s: %w", addr, err)
 }
+
+// unreachableError is a proxy that could not be reached at all: the next
+// master's is tried.
+type unreachableError struct {
+	addr string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("proxy %s does not answer: %v", e.addr, e.err)
+}
+func (e *unreachableError) Unwrap() error { return e.err }
 
 // ping asks addr what cluster it is.
 func (c *apiClient) ping(ctx context.Context) (clusterapi.PingResponse, error) {
@@ -206,8 +218,8 @@ func (p *Profile) api(ctx context.Context, method, path string, in, out any) err
 	var errs []error
 	for _, addr := range p.proxyAddrs(p.WebPort) {
 		err := newAPIClient(addr, tlsCfg).do(ctx, method, path, p.Session, in, out)
-		var opErr *net.OpError
-		if err == nil || !errors.As(err, &opErr) && !strings.Contains(err.Error(), "does not answer") {
+		var down *unreachableError
+		if !errors.As(err, &down) {
 			return err
 		}
 		errs = append(errs, err)
